@@ -1,0 +1,112 @@
+# churn -- build, test and run.
+#
+#   make            build build/churn and build/libch.a (installs missing Debian packages first)
+#   make test       fast tier: unit tests, CSV cases, CLI tests, Telco integration
+#   make check-full test + ASan/UBSan build + valgrind run + bounded fuzzing
+#   make asan       build and test with AddressSanitizer and UBSan in build/asan
+#   make run        build, make default data if missing, validate, fit the pipeline
+#   make bench      run the benchmarks under bench/
+#   make clean
+#
+# Warnings are errors when CI is set (CI=true) or WERROR=1.
+
+CC       ?= gcc
+BUILD    ?= build
+PKGS     := jansson libcrypto
+OPT      ?= -O2
+SAN      ?=
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# -Wconversion without -Wsign-conversion: size_t/int mixing in index code
+# would drown real narrowing warnings in noise.
+WARN := -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion -Wstrict-prototypes \
+        -Wmissing-prototypes -Wformat=2 -Wvla
+ifneq ($(filter 1 true,$(WERROR) $(CI)),)
+WARN += -Werror
+endif
+
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(WARN) -Iinclude -fvisibility=hidden \
+              $(PKG_CFLAGS) -MMD -MP
+LDLIBS   := $(PKG_LIBS) -lm -lpthread
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SAN)
+endif
+
+LIB_SRC  := $(wildcard src/lib/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+HARNESS  := $(BUILD)/obj/tests/harness.o
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.SECONDARY:
+.PHONY: tests-build all deps test check-full asan valgrind fuzz run bench clean style
+all: $(BUILD)/churn $(BUILD)/libch.a
+
+# Install whatever Debian packages are missing (a no-op when all are there).
+$(DEPS_STAMP): scripts/install-deps
+	@scripts/install-deps
+	@mkdir -p $(@D) && touch $@
+deps: $(DEPS_STAMP)
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libch.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/churn: $(CLI_OBJ) $(BUILD)/libch.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libch.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(HARNESS) $(BUILD)/libch.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(BUILD)/libch.a $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libch.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libch.a $(LDLIBS)
+
+tests-build: $(TESTS) $(BUILD)/churn
+
+test: tests-build
+	@BUILD=$(BUILD) tests/run
+
+asan:
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 test
+
+valgrind: tests-build
+	@BUILD=$(BUILD) CH_VALGRIND=1 tests/run
+
+fuzz:
+	@BUILD=build/fuzz scripts/fuzz $(FUZZ_SECONDS)
+
+check-full: test
+	$(MAKE) asan
+	$(MAKE) valgrind
+	$(MAKE) fuzz
+
+run: all
+	@scripts/run
+
+bench: all $(BENCHES)
+	@for b in bench/*.sh; do [ -x "$$b" ] && BUILD=$(BUILD) "$$b"; done; true
+
+style:
+	@scripts/check-style
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/unit/%.c=$(BUILD)/obj/tests/unit/%.d)
