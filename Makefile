@@ -49,6 +49,15 @@ HARNESS  := $(BUILD)/obj/tests/harness.o
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
+# Quiet by default; V=1 prints full command lines.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 .SECONDARY:
 .PHONY: tests-build all deps test check-full asan valgrind fuzz run bench clean style
 all: $(BUILD)/churn $(BUILD)/libch.a
@@ -61,22 +70,27 @@ deps: $(DEPS_STAMP)
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/libch.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/churn: $(CLI_OBJ) $(BUILD)/libch.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libch.a $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libch.a $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(HARNESS) $(BUILD)/libch.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(BUILD)/libch.a $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(HARNESS) $(BUILD)/libch.a $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libch.a
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libch.a $(LDLIBS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libch.a $(LDLIBS)
 
 tests-build: $(TESTS) $(BUILD)/churn
 
