@@ -1,0 +1,248 @@
+/*
+ * config.c -- the settings table and the config file reader.
+ *
+ * Values are held as text and parsed when set, so a bad value is caught
+ * where it enters (file, environment, flag) with that place in the
+ * message, and reading a value back never fails.
+ */
+#include "ch/config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ch/alloc.h"
+#include "ch/text.h"
+
+#define MAX_CONFIG_BYTES (4u << 20)
+
+/* The settings table. Keep docs/config.md in step: `churn config docs`
+ * prints it, and a test compares the two. */
+static const ch_setting settings[] = {
+    {"data.path", CH_SET_STRING, "", 0, 0, "CHURN_DATA",
+     "training data CSV; empty means the built-in synthetic customers"},
+    {"data.schema", CH_SET_STRING, "config/telco.schema.json", 0, 0, "CHURN_SCHEMA",
+     "schema the data is checked against"},
+    {"data.max_reject_rate", CH_SET_NUMBER, "0.01", 0, 1, "CHURN_MAX_REJECT_RATE",
+     "fail when more than this share of rows is rejected"},
+    {"data.simulate_rows", CH_SET_INT, "20000", 100, 1e9, NULL,
+     "rows of synthetic customers generated when data.path is empty"},
+    {"data.simulate_seed", CH_SET_INT, "42", 0, 9007199254740991.0, NULL,
+     "seed of the synthetic customers"},
+    {"split.test_fraction", CH_SET_NUMBER, "0.2", 0.05, 0.5, NULL,
+     "share of rows held out (stratified) as the test set"},
+    {"split.seed", CH_SET_INT, "42", 0, 9007199254740991.0, "CHURN_SEED",
+     "seed of the train/test split and of everything random in training"},
+    {"workdir", CH_SET_STRING, "var", 0, 0, "CHURN_WORKDIR",
+     "directory for generated data, fitted pipelines and run outputs"},
+};
+#define N_SETTINGS (sizeof settings / sizeof settings[0])
+
+static const char *const sections[] = {"features", NULL};
+
+struct ch_config {
+    char *values[N_SETTINGS];
+    const char *origin[N_SETTINGS];
+    ch_json *doc; /* the file, for sections */
+    char *path;
+};
+
+const ch_setting *ch_config_setting(size_t i)
+{
+    return i < N_SETTINGS ? &settings[i] : NULL;
+}
+
+static long find(const char *name)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+void ch_config_free(ch_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        ch_free(c->values[i]);
+    ch_json_free(c->doc);
+    ch_free(c->path);
+    ch_free(c);
+}
+
+ch_err ch_config_new(ch_config **out, ch_error *err)
+{
+    ch_config *c = ch_calloc(1, sizeof *c);
+    if (c == NULL)
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        c->values[i] = ch_strdup(settings[i].def);
+        c->origin[i] = "default";
+        if (c->values[i] == NULL) {
+            ch_config_free(c);
+            return ch_error_set(err, CH_ENOMEM, "out of memory");
+        }
+    }
+    *out = c;
+    return CH_OK;
+}
+
+/* Checks 'text' against setting 'i'; on success stores it. */
+static ch_err set_index(ch_config *c, size_t i, const char *text, const char *origin, ch_error *err)
+{
+    const ch_setting *s = &settings[i];
+    char *copy;
+    if (s->type != CH_SET_STRING) {
+        double v;
+        if (ch_parse_double(text, strlen(text), &v) != 0)
+            return ch_error_set(err, CH_EINVAL, "%s: \"%s\" is not a number", s->name, text);
+        if (s->type == CH_SET_INT && v != floor(v))
+            return ch_error_set(err, CH_EINVAL, "%s: \"%s\" is not a whole number", s->name, text);
+        if (v < s->min || v > s->max)
+            return ch_error_set(err, CH_ERANGE, "%s: %s is outside [%g, %g]", s->name, text, s->min,
+                                s->max);
+    }
+    copy = ch_strdup(text);
+    if (copy == NULL)
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
+    ch_free(c->values[i]);
+    c->values[i] = copy;
+    c->origin[i] = origin;
+    return CH_OK;
+}
+
+ch_err ch_config_set(ch_config *c, const char *name, const char *value, ch_error *err)
+{
+    long i = find(name);
+    if (i < 0)
+        return ch_error_set(err, CH_ENOTFOUND, "no setting called \"%s\"", name);
+    return set_index(c, (size_t)i, value, "set", err);
+}
+
+/* Walks object 'obj' whose dotted prefix is 'prefix', applying settings. */
+static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_error *err)
+{
+    for (size_t m = 0; m < ch_json_len(obj); m++) {
+        const ch_json *v;
+        const char *key = ch_json_member(obj, m, &v);
+        char name[128];
+        long i;
+        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+        if (prefix[0] == '\0') {
+            int is_section = 0;
+            for (size_t k = 0; sections[k] != NULL; k++)
+                is_section |= strcmp(key, sections[k]) == 0;
+            if (is_section)
+                continue;
+        }
+        i = find(name);
+        if (i < 0 && ch_json_typeof(v) == CH_JSON_OBJECT) {
+            ch_err rc = walk(c, v, name, err);
+            if (rc != CH_OK)
+                return rc;
+            continue;
+        }
+        if (i < 0)
+            return ch_error_set(err, CH_EFORMAT, "unknown setting \"%s\"", name);
+        if (settings[i].type == CH_SET_STRING) {
+            const char *s = ch_json_str(v, NULL);
+            if (s == NULL)
+                return ch_error_set(err, CH_EFORMAT, "%s: expected a string", name);
+            ch_err rc = set_index(c, (size_t)i, s, "file", err);
+            if (rc != CH_OK)
+                return rc;
+        } else {
+            double d;
+            char text[40];
+            if (ch_json_num(v, &d) != 0)
+                return ch_error_set(err, CH_EFORMAT, "%s: expected a number", name);
+            ch_fmt_double(text, d);
+            ch_err rc = set_index(c, (size_t)i, text, "file", err);
+            if (rc != CH_OK)
+                return rc;
+        }
+    }
+    return CH_OK;
+}
+
+ch_err ch_config_load(const char *path, ch_config **out, ch_error *err)
+{
+    ch_config *c = NULL;
+    ch_err rc = ch_config_new(&c, err);
+    if (rc != CH_OK)
+        return rc;
+    rc = ch_json_load_file(path, MAX_CONFIG_BYTES, &c->doc, err);
+    if (rc == CH_OK && ch_json_typeof(c->doc) != CH_JSON_OBJECT)
+        rc = ch_error_set(err, CH_EFORMAT, "%s: the config must be a JSON object", path);
+    if (rc == CH_OK && (rc = walk(c, c->doc, "", err)) != CH_OK)
+        ch_error_prefix(err, "%s", path);
+    if (rc == CH_OK && (c->path = ch_strdup(path)) == NULL)
+        rc = ch_error_set(err, CH_ENOMEM, "out of memory");
+    if (rc != CH_OK) {
+        ch_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return CH_OK;
+}
+
+const char *ch_config_str(const ch_config *c, const char *name)
+{
+    long i = find(name);
+    if (i < 0)
+        ch_panic("unknown setting %s", name);
+    return c->values[i];
+}
+
+double ch_config_num(const ch_config *c, const char *name)
+{
+    long i = find(name);
+    double v = 0;
+    if (i < 0 || settings[i].type == CH_SET_STRING)
+        ch_panic("not a numeric setting: %s", name);
+    if (ch_parse_double(c->values[i], strlen(c->values[i]), &v) != 0)
+        ch_panic("unparsable stored value for %s", name);
+    return v;
+}
+
+const char *ch_config_origin(const ch_config *c, const char *name)
+{
+    long i = find(name);
+    return i < 0 ? NULL : c->origin[i];
+}
+
+const ch_json *ch_config_section(const ch_config *c, const char *name)
+{
+    return c->doc != NULL ? ch_json_get(c->doc, name) : NULL;
+}
+
+const char *ch_config_path(const ch_config *c)
+{
+    return c->path;
+}
+
+ch_err ch_config_docs(ch_buf *b)
+{
+    static const char *const type_names[] = {"string", "number", "integer"};
+    ch_buf_puts(b, "# Configuration\n\n"
+                   "`config/churn.json` holds the settings below (dotted names are nested\n"
+                   "objects in the file) and the structured sections `features` (see\n"
+                   "[features.md](features.md)). Every setting can be overridden by its\n"
+                   "environment variable, where it has one, and on the command line with\n"
+                   "`--set NAME=VALUE`. Precedence: flag, then environment, then file, then\n"
+                   "default. `churn config show` prints the values in effect and where each\n"
+                   "came from. This page is generated by `churn config docs`.\n\n"
+                   "| setting | type | default | range | environment | meaning |\n"
+                   "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const ch_setting *s = &settings[i];
+        ch_buf_printf(b, "| `%s` | %s | `%s` | ", s->name, type_names[s->type],
+                      s->def[0] ? s->def : "\"\"");
+        if (s->type != CH_SET_STRING)
+            ch_buf_printf(b, "%g to %g", s->min, s->max);
+        ch_buf_printf(b, " | %s%s%s | %s |\n", s->env ? "`" : "", s->env ? s->env : "",
+                      s->env ? "`" : "", s->help);
+    }
+    return ch_buf_status(b);
+}
