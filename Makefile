@@ -16,8 +16,10 @@ PKGS     := jansson libcrypto
 OPT      ?= -O2
 SAN      ?=
 
+# Fallbacks let the very first build on a fresh machine (before pkg-config
+# is installed by scripts/install-deps) still find the libraries.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto)
 
 # -Wconversion without -Wsign-conversion: size_t/int mixing in index code
 # would drown real narrowing warnings in noise.

@@ -65,6 +65,12 @@ typedef struct ch_schema_col {
     int actionable;                  /* 1: a retention action may change this column */
     const char *const *alternatives; /* values an action may set (actionable columns) */
     size_t n_alternatives;
+    /* Byte lengths of 'categories', 'missing', 'positive' and 'negative',
+     * parallel to them (so field matching compares lengths first). */
+    const size_t *category_lens;
+    const size_t *missing_lens;
+    const size_t *positive_lens;
+    const size_t *negative_lens;
 } ch_schema_col;
 
 /* Result of reading one field. */

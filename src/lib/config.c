@@ -32,7 +32,7 @@ static const ch_setting settings[] = {
     {"split.test_fraction", CH_SET_NUMBER, "0.2", 0.05, 0.5, NULL,
      "share of rows held out (stratified) as the test set"},
     {"split.seed", CH_SET_INT, "42", 0, 9007199254740991.0, "CHURN_SEED",
-     "seed of the train/test split and of everything random in training"},
+     "seed of the train/test split"},
     {"workdir", CH_SET_STRING, "var", 0, 0, "CHURN_WORKDIR",
      "directory for generated data, fitted pipelines and run outputs"},
 };
@@ -239,7 +239,9 @@ ch_err ch_config_docs(ch_buf *b)
         const ch_setting *s = &settings[i];
         ch_buf_printf(b, "| `%s` | %s | `%s` | ", s->name, type_names[s->type],
                       s->def[0] ? s->def : "\"\"");
-        if (s->type != CH_SET_STRING)
+        if (s->type == CH_SET_INT)
+            ch_buf_printf(b, "%.0f to %.0f", s->min, s->max);
+        else if (s->type == CH_SET_NUMBER)
             ch_buf_printf(b, "%g to %g", s->min, s->max);
         ch_buf_printf(b, " | %s%s%s | %s |\n", s->env ? "`" : "", s->env ? s->env : "",
                       s->env ? "`" : "", s->help);

@@ -278,7 +278,8 @@ static ch_err build_col(ch__col *c, stat_col *s, int is_target, size_t max_cat, 
         c->min = s->min >= 0 ? 0 : widen(s->min);
         c->max = s->max <= 0 ? 0 : widen(s->max);
     }
-    ch__schema_col_sync(c);
+    if (ch__schema_col_sync(c) != 0)
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
     return CH_OK;
 }
 

@@ -37,71 +37,92 @@ void ch_ingest_opts_default(ch_ingest_opts *o)
 
 /* ---- a set of ids, for duplicate detection ----------------------------- */
 
+/* Open addressing on a 64-bit hash kept in the slot, so a probe touches
+ * the id text only when the hashes agree. One probe serves both the
+ * lookup and the later insert (idset_find returns the free slot). */
 typedef struct idset {
     char *pool; /* ids, NUL-separated */
     size_t pool_len, pool_cap;
-    uint64_t *slots; /* (offset + 1), 0 = empty */
+    uint64_t *hashes; /* 0 = empty slot (a zero hash is stored as 1) */
+    uint64_t *offs;   /* pool offset of the slot's id */
     size_t n_slots, n;
 } idset;
 
-static uint64_t fnv(const char *p, size_t len)
+/* A fast 64-bit hash of short keys: 8-byte words through a multiply-xor
+ * mixer (the finalizer of splitmix64). */
+static uint64_t hash_id(const char *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xBF58476D1CE4E5B9ull);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
     }
-    return h;
+    if (len > 0) {
+        uint64_t w = 0;
+        memcpy(&w, p, len);
+        h = (h ^ w) * 0x94D049BB133111EBull;
+    }
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 27;
+    return h == 0 ? 1 : h;
 }
 
 static int idset_grow(idset *s)
 {
-    size_t n = s->n_slots == 0 ? 1024 : s->n_slots * 2;
-    uint64_t *v = ch_calloc(n, sizeof *v);
-    if (v == NULL)
+    size_t n = s->n_slots == 0 ? 4096 : s->n_slots * 2;
+    uint64_t *h = ch_calloc(n, sizeof *h);
+    uint64_t *o = ch_malloc_array(n, sizeof *o);
+    if (h == NULL || o == NULL) {
+        ch_free(h);
+        ch_free(o);
         return -1;
-    for (size_t i = 0; i < s->n_slots; i++) {
-        uint64_t off = s->slots[i];
-        if (off != 0) {
-            const char *id = s->pool + off - 1;
-            size_t k = (size_t)fnv(id, strlen(id)) & (n - 1);
-            while (v[k] != 0)
-                k = (k + 1) & (n - 1);
-            v[k] = off;
-        }
     }
-    ch_free(s->slots);
-    s->slots = v;
+    for (size_t i = 0; i < s->n_slots; i++) {
+        if (s->hashes[i] == 0)
+            continue;
+        size_t k = (size_t)s->hashes[i] & (n - 1);
+        while (h[k] != 0)
+            k = (k + 1) & (n - 1);
+        h[k] = s->hashes[i];
+        o[k] = s->offs[i];
+    }
+    ch_free(s->hashes);
+    ch_free(s->offs);
+    s->hashes = h;
+    s->offs = o;
     s->n_slots = n;
     return 0;
 }
 
-/* Returns 1 if present, 0 if absent (and not added), -1 on ENOMEM. */
-static int idset_has(const idset *s, const char *p, size_t len, size_t *slot)
+/* Makes room for one more id. */
+static int idset_reserve(idset *s)
 {
-    size_t k;
-    if (s->n_slots == 0) {
-        *slot = 0;
-        return 0;
-    }
-    for (k = (size_t)fnv(p, len) & (s->n_slots - 1);; k = (k + 1) & (s->n_slots - 1)) {
-        uint64_t off = s->slots[k];
-        if (off == 0) {
+    return (s->n + 1) * 2 > s->n_slots ? idset_grow(s) : 0;
+}
+
+/* Returns 1 when the id is present; otherwise 0 with '*slot' the free
+ * slot where it would go. Call idset_reserve() first. */
+static int idset_find(const idset *s, const char *p, size_t len, uint64_t h, size_t *slot)
+{
+    size_t mask = s->n_slots - 1;
+    for (size_t k = (size_t)h & mask;; k = (k + 1) & mask) {
+        if (s->hashes[k] == 0) {
             *slot = k;
             return 0;
         }
-        if (strncmp(s->pool + off - 1, p, len) == 0 && s->pool[off - 1 + len] == '\0')
+        if (s->hashes[k] == h && memcmp(s->pool + s->offs[k], p, len) == 0 &&
+            s->pool[s->offs[k] + len] == '\0')
             return 1;
     }
 }
 
-static int idset_add(idset *s, const char *p, size_t len)
+static int idset_insert(idset *s, size_t slot, const char *p, size_t len, uint64_t h)
 {
-    size_t slot;
-    if ((s->n + 1) * 2 > s->n_slots && idset_grow(s) != 0)
-        return -1;
-    if (idset_has(s, p, len, &slot))
-        return 0;
     if (s->pool_len + len + 1 > s->pool_cap) {
         size_t cap = s->pool_cap < 65536 ? 65536 : s->pool_cap * 2;
         char *v;
@@ -115,7 +136,8 @@ static int idset_add(idset *s, const char *p, size_t len)
     }
     memcpy(s->pool + s->pool_len, p, len);
     s->pool[s->pool_len + len] = '\0';
-    s->slots[slot] = s->pool_len + 1;
+    s->hashes[slot] = h;
+    s->offs[slot] = s->pool_len;
     s->pool_len += len + 1;
     s->n++;
     return 0;
@@ -124,7 +146,8 @@ static int idset_add(idset *s, const char *p, size_t len)
 static void idset_free(idset *s)
 {
     ch_free(s->pool);
-    ch_free(s->slots);
+    ch_free(s->hashes);
+    ch_free(s->offs);
 }
 
 /* ---- report ------------------------------------------------------------ */
@@ -334,12 +357,14 @@ typedef struct problem {
     size_t len;
 } problem;
 
-/* Checks one record, filling 'cells'. Returns 1 if the row is accepted. */
-static int check_record(const ch_schema *s, const size_t *map, size_t n_header,
-                        const ch_csv_record *rec, ch_cell *cells, const idset *ids, int check_ids,
-                        problem *pb)
+/* Checks one record against the schema's columns 'cols' (n of them),
+ * filling 'cells'. Returns 1 if the row is accepted. For the id column,
+ * '*id_hash' and '*id_slot' are left ready for idset_insert(). */
+static int check_record(const ch_schema_col *const *cols, size_t n, const size_t *map,
+                        size_t n_header, const ch_csv_record *rec, ch_cell *cells, const idset *ids,
+                        int check_ids, uint64_t *id_hash, size_t *id_slot, problem *pb)
 {
-    size_t n = ch_schema_n_cols(s);
+    long id_j = -1;
     if (rec->problem != NULL) {
         const ch_csv_field *f = &rec->fields[rec->problem_field];
         pb->col = -1;
@@ -359,7 +384,7 @@ static int check_record(const ch_schema *s, const size_t *map, size_t n_header,
         return 0;
     }
     for (size_t j = 0; j < n; j++) {
-        const ch_schema_col *c = ch_schema_col_ref(s, j);
+        const ch_schema_col *c = cols[j];
         const ch_csv_field *f = &rec->fields[map[j]];
         ch_cell *x = &cells[j];
         ch_reason why = CH_REASON_NONE;
@@ -376,15 +401,27 @@ static int check_record(const ch_schema *s, const size_t *map, size_t n_header,
                 why = CH_REASON_NONE;
             x->code = -1;
         } else if (st == CH_VALUE_OK && c->kind == CH_KIND_ID && check_ids) {
-            size_t slot;
-            if (idset_has(ids, f->p, f->len, &slot))
-                why = CH_REASON_DUPLICATE_ID;
+            /* The set is far larger than the caches: start loading the
+             * slot now and look at it after the other fields. */
+            *id_hash = hash_id(f->p, f->len);
+            id_j = (long)j;
+            __builtin_prefetch(&ids->hashes[(size_t)*id_hash & (ids->n_slots - 1)]);
         } else if (st == CH_VALUE_BAD && why == CH_REASON_NONE) {
             why = CH_REASON_NOT_NUMBER;
         }
         if (why != CH_REASON_NONE) {
             pb->col = (long)j;
             pb->why = why;
+            pb->p = f->p;
+            pb->len = f->len;
+            return 0;
+        }
+    }
+    if (id_j >= 0) {
+        const ch_csv_field *f = &rec->fields[map[id_j]];
+        if (idset_find(ids, f->p, f->len, *id_hash, id_slot)) {
+            pb->col = id_j;
+            pb->why = CH_REASON_DUPLICATE_ID;
             pb->p = f->p;
             pb->len = f->len;
             return 0;
@@ -449,6 +486,7 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
     size_t n = ch_schema_n_cols(schema);
     size_t *map = NULL;
     ch_cell *cells = NULL;
+    const ch_schema_col **cols = NULL;
     idset ids = {0};
     rejects rj = {0};
     ch_csv_record rec;
@@ -472,10 +510,13 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
         return rc;
     map = ch_calloc(n, sizeof *map);
     cells = ch_calloc(n, sizeof *cells);
-    if (map == NULL || cells == NULL) {
+    cols = ch_calloc(n, sizeof *cols);
+    if (map == NULL || cells == NULL || cols == NULL) {
         rc = ch_error_set(err, CH_ENOMEM, "out of memory");
         goto done;
     }
+    for (size_t j = 0; j < n; j++)
+        cols[j] = ch_schema_col_ref(schema, j);
     if (o->keep_frame && frame_out != NULL && (rc = make_frame(schema, &frame, err)) != CH_OK)
         goto done;
     rc = ch_csv_open_file(path, &o->csv, &csv, err);
@@ -510,16 +551,24 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
 
     for (;;) {
         problem pb;
+        uint64_t id_hash = 0;
+        size_t id_slot = 0;
         rc = ch_csv_next(csv, &rec, &got, err);
         if (rc != CH_OK)
             goto fail_path;
         if (!got)
             break;
         r->rows_read++;
-        if (check_record(schema, map, n_header, &rec, cells, &ids, check_ids, &pb)) {
+        if (check_ids && idset_reserve(&ids) != 0) {
+            rc = ch_error_set(err, CH_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (check_record(cols, n, map, n_header, &rec, cells, &ids, check_ids, &id_hash, &id_slot,
+                         &pb)) {
             if (frame != NULL && (rc = ch_frame_append_row(frame, cells, err)) != CH_OK)
                 goto done;
-            if (check_ids && idset_add(&ids, cells[id_col].str, cells[id_col].len) != 0) {
+            if (check_ids &&
+                idset_insert(&ids, id_slot, cells[id_col].str, cells[id_col].len, id_hash) != 0) {
                 rc = ch_error_set(err, CH_ENOMEM, "out of memory");
                 goto done;
             }
@@ -577,6 +626,7 @@ done:
     idset_free(&ids);
     ch_free(map);
     ch_free(cells);
+    ch_free(cols);
     if (rc != CH_OK && rc != CH_ELIMIT) {
         ch_frame_free(frame);
         ch_ingest_report_free(r);

@@ -27,6 +27,7 @@ typedef struct ch__col {
     int actionable;
     char **alternatives;
     size_t n_alternatives;
+    size_t *lens; /* one block: category, missing, positive, negative lengths */
     ch_schema_col view;
 } ch__col;
 
@@ -41,7 +42,8 @@ struct ch_schema {
 };
 
 void ch__schema_col_clear(ch__col *c);
-void ch__schema_col_sync(ch__col *c);
+/* Publishes 'c' through its view; returns -1 when out of memory. */
+int ch__schema_col_sync(ch__col *c);
 /* Checks names, finds target and id, computes the hash. */
 ch_err ch__schema_finish(ch_schema *s, ch_error *err);
 

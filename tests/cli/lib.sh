@@ -12,7 +12,7 @@ CHURN=${CHURN:-$PWD/build/churn}
 T=$(mktemp -d "${TMPDIR:-/tmp}/churn-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 _p=0 _f=0 _s=0
-_name=$(basename "$0" .sh)
+_name="cli_$(basename "$0" .sh | sed 's/^test_//')"
 
 pass() { echo "ok      $1"; _p=$((_p + 1)); }
 fail() { echo "FAIL    $1"; shift; [ $# -gt 0 ] && echo "    $*"; _f=$((_f + 1)); }

@@ -1,0 +1,92 @@
+/*
+ * cli.h -- shared pieces of the `churn` command.
+ *
+ * Each subcommand lives in src/cli/cmd_<name>.c as
+ *   int cmd_<name>(int argc, char **argv);
+ * where argv[0] is the subcommand's own name, and is listed once in the
+ * command table in main.c. Subcommands parse their arguments, call the
+ * library and print; they hold no business logic.
+ */
+#ifndef CH_CLI_H
+#define CH_CLI_H
+
+#include <stdio.h>
+
+#include "ch/err.h"
+
+/* Exit codes, documented in `churn --help`. */
+enum {
+    CLI_OK = 0,       /* success */
+    CLI_USAGE = 1,    /* bad command line */
+    CLI_IO = 2,       /* a file could not be read or written */
+    CLI_DATA = 3,     /* input data is invalid (validation failed, too many rejects) */
+    CLI_MODEL = 4,    /* a model or pipeline could not be built, loaded or used */
+    CLI_STORE = 5,    /* the tracking store failed */
+    CLI_INTERNAL = 70 /* out of memory or an internal error */
+};
+
+/* Maps a library error to the exit code above. */
+int cli_exit_code(ch_err e);
+
+/* Prints "churn <cmd>: <message>" to stderr, with the ch_error detail when
+ * present, and returns the exit code for 'rc'. */
+int cli_fail(const char *cmd, ch_err rc, const ch_error *err);
+
+/* Prints "churn <cmd>: <formatted message>" and a hint to run --help;
+ * returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether standard error is a terminal (progress lines are shown only then). */
+int cli_stderr_is_tty(void);
+
+/* Parses a whole non-negative integer / a finite double; 0 on success. */
+int cli_parse_u64(const char *s, unsigned long long *out);
+int cli_parse_double(const char *s, double *out);
+
+/* Subcommands. */
+int cmd_simulate(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
+int cmd_pipeline(int argc, char **argv);
+
+#endif /* CH_CLI_H */
+
+/* ---- shared by commands that read the project config ---------------- */
+
+#include "ch/config.h"
+#include "ch/frame.h"
+#include "ch/ingest.h"
+#include "ch/schema.h"
+
+#define CLI_DEFAULT_CONFIG "config/churn.json"
+
+/* Common options: --config FILE and --set NAME=VALUE (repeatable). */
+typedef struct cli_common {
+    const char *config_path; /* NULL: config/churn.json */
+    const char *sets[32];
+    size_t n_sets;
+} cli_common;
+
+/* If argv[*i] is a common option, consumes it (and its value) and returns
+ * 1; returns -1 (after printing) on a usage error; 0 otherwise. */
+int cli_common_arg(cli_common *c, const char *cmd, int argc, char **argv, int *i);
+
+/* Loads the config file, then environment overrides, then --set values.
+ * Prints the error and returns its exit code, or 0. */
+int cli_load_config(const cli_common *c, const char *cmd, ch_config **out);
+
+/* The training data path: data.path, or (when empty) the synthetic
+ * customers in <workdir>/data/, generated on first use. Writes the path
+ * into 'out'. Prints the error and returns its exit code, or 0. */
+int cli_data_path(const ch_config *cfg, const char *cmd, char *out, size_t cap);
+
+/* Loads the schema named by the config. */
+int cli_load_schema(const ch_config *cfg, const char *cmd, ch_schema **out);
+
+/* Creates directory 'path' and its parents. 0 on success. */
+int cli_mkdirs(const char *path);
+
+/* Writes 'len' bytes to 'path' atomically (temporary file + rename). */
+int cli_write_file(const char *cmd, const char *path, const char *data, size_t len);
+
+int cmd_config(int argc, char **argv);
