@@ -1,0 +1,61 @@
+# churn schema infer/check and churn pipeline fit/show/transform.
+. "$(dirname "$0")/lib.sh"
+"$CHURN" simulate --rows 3000 --seed 5 -o "$T/sim.csv" 2>/dev/null
+
+check "schema check on the shipped schema" "$CHURN" schema check config/telco.schema.json
+check_grep "schema check reports the target" 'target Churn' "$T/.out"
+check "schema infer on simulated data" "$CHURN" schema infer "$T/sim.csv" -o "$T/inferred.json"
+check "inferred schema validates its data" "$CHURN" validate "$T/sim.csv" --schema "$T/inferred.json"
+check_grep "inferred target is Churn" '"name": "Churn", "kind": "target"' "$T/inferred.json"
+check_grep "inferred id is customerID" '"name": "customerID", "kind": "id"' "$T/inferred.json"
+telco_csv=$(telco)
+if [ -n "$telco_csv" ]; then
+    check "schema infer on the Telco file" "$CHURN" schema infer "$telco_csv" -o "$T/telco.json"
+    check "inferred Telco schema validates the Telco file" "$CHURN" validate "$telco_csv" --schema "$T/telco.json"
+    check_grep "all 7043 rows accepted" '7043 accepted, 0 rejected' "$T/.out"
+    check_grep "blank TotalCharges inferred as missing" '"name": "TotalCharges".*"missing": \["", " "\]' "$T/telco.json"
+else
+    skip "schema infer on the Telco file" "the IBM Telco CSV is not at ${CH_SHARED_DATA:-../shared/data}"
+fi
+printf 'a,b\n1,x\n' >"$T/notarget.csv"
+check_fails "infer without a target exits 3" 3 "$CHURN" schema infer "$T/notarget.csv"
+check_grep "infer says to name the target" '\-\-target' "$T/.err"
+check "infer with --target" "$CHURN" schema infer "$T/notarget.csv" --target b
+check_fails "schema check on a broken schema exits 3" 3 "$CHURN" schema check "$T/sim.csv"
+
+check "pipeline fit" "$CHURN" pipeline fit --data "$T/sim.csv" -o "$T/p.json" --set workdir="$T/work"
+check_grep "fit reports the split" 'split +2400 training rows, 600 held-out' "$T/.err"
+check "pipeline show" "$CHURN" pipeline show "$T/p.json"
+check_grep "engineered feature with its sources" 'avg_monthly_spend +numeric +TotalCharges, tenure' "$T/.out"
+check_grep "one-hot other bucket" 'Contract=\(other\) +other +Contract' "$T/.out"
+check "pipeline transform" "$CHURN" pipeline transform --pipeline "$T/p.json" --data "$T/sim.csv" -o "$T/f.csv"
+rows=$(($(wc -l <"$T/f.csv") - 1))
+[ "$rows" -eq 3000 ] && pass "transform writes every row" || fail "transform writes every row" "got $rows"
+check_grep "feature header" '^gender=Female,gender=Male,gender=\(other\),' "$T/f.csv"
+# Same seed, same data: the fitted pipeline is byte-identical.
+"$CHURN" pipeline fit --data "$T/sim.csv" -o "$T/p2.json" 2>/dev/null
+cmp -s "$T/p.json" "$T/p2.json" && pass "fit is deterministic" || fail "fit is deterministic"
+# Another split seed gives another fit (it only ever sees training rows).
+"$CHURN" pipeline fit --data "$T/sim.csv" -o "$T/p3.json" --set split.seed=7 2>/dev/null
+cmp -s "$T/p.json" "$T/p3.json" && fail "split seed changes the fit" || pass "split seed changes the fit"
+# Default data: an empty data.path makes synthetic customers in the workdir.
+check "fit on default data" "$CHURN" pipeline fit --set workdir="$T/w2" --set data.simulate_rows=500
+[ -f "$T/w2/data/simulated-500-42.csv" ] && pass "default data generated in the workdir" || fail "default data generated in the workdir"
+[ -f "$T/w2/pipeline.json" ] && pass "default pipeline path" || fail "default pipeline path"
+check_fails "bad --set value" 1 "$CHURN" pipeline fit --set split.test_fraction=abc
+check_fails "out-of-range --set" 3 "$CHURN" pipeline fit --set split.test_fraction=0.9
+check_fails "unknown setting" 2 "$CHURN" pipeline fit --set no.such=1
+echo '{"data": {"pth": "x"}}' >"$T/badcfg.json"
+check_fails "config with an unknown key" 3 "$CHURN" pipeline fit --config "$T/badcfg.json"
+check_grep "unknown key named" 'unknown setting "data.pth"' "$T/.err"
+echo '{"features": {"derived": [{"name": "r", "op": "ratio", "inputs": ["tenure"]}]}}' >"$T/badfeat.json"
+check_fails "bad features section" 3 "$CHURN" pipeline fit --config "$T/badfeat.json" --data "$T/sim.csv"
+check_grep "feature error names the place" 'derived\[0\] \(r\): ratio takes exactly 2 inputs' "$T/.err"
+check_fails "show a missing pipeline" 2 "$CHURN" pipeline show "$T/none.json"
+echo '{"format": "churn-pipeline", "version": 99}' >"$T/v99.json"
+check_fails "show a future pipeline version" 4 "$CHURN" pipeline show "$T/v99.json"
+check "config get" "$CHURN" config get split.seed
+check_grep "config get prints the value" '^42$' "$T/.out"
+CHURN_SEED=9 "$CHURN" config show >"$T/env.txt"
+check_grep "environment overrides the file" '^split.seed += 9 +\(set\)' "$T/env.txt"
+finish
