@@ -53,6 +53,11 @@ CH_API CH_NODISCARD ch_err ch_config_new(ch_config **out, ch_error *err);
  * CH_EIO, CH_EFORMAT (naming the key), CH_ERANGE, CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_config_load(const char *path, ch_config **out, ch_error *err);
 
+/* Like ch_config_load() on 'len' bytes of JSON text (messages carry no
+ * path). */
+CH_API CH_NODISCARD ch_err ch_config_parse(const char *text, size_t len, ch_config **out,
+                                           ch_error *err);
+
 /* NULL is a no-op. */
 CH_API void ch_config_free(ch_config *c);
 

@@ -166,16 +166,42 @@ static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_erro
     return CH_OK;
 }
 
-ch_err ch_config_load(const char *path, ch_config **out, ch_error *err)
+/* Applies a parsed document (adopted by 'c') to 'c'. */
+static ch_err apply_doc(ch_config *c, ch_json *doc, ch_error *err)
+{
+    c->doc = doc;
+    if (ch_json_typeof(doc) != CH_JSON_OBJECT)
+        return ch_error_set(err, CH_EFORMAT, "the config must be a JSON object");
+    return walk(c, doc, "", err);
+}
+
+ch_err ch_config_parse(const char *text, size_t len, ch_config **out, ch_error *err)
 {
     ch_config *c = NULL;
+    ch_json *doc = NULL;
     ch_err rc = ch_config_new(&c, err);
     if (rc != CH_OK)
         return rc;
-    rc = ch_json_load_file(path, MAX_CONFIG_BYTES, &c->doc, err);
-    if (rc == CH_OK && ch_json_typeof(c->doc) != CH_JSON_OBJECT)
-        rc = ch_error_set(err, CH_EFORMAT, "%s: the config must be a JSON object", path);
-    if (rc == CH_OK && (rc = walk(c, c->doc, "", err)) != CH_OK)
+    rc = ch_json_parse(text, len, &doc, err);
+    if (rc == CH_OK)
+        rc = apply_doc(c, doc, err);
+    if (rc != CH_OK) {
+        ch_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return CH_OK;
+}
+
+ch_err ch_config_load(const char *path, ch_config **out, ch_error *err)
+{
+    ch_config *c = NULL;
+    ch_json *doc = NULL;
+    ch_err rc = ch_config_new(&c, err);
+    if (rc != CH_OK)
+        return rc;
+    rc = ch_json_load_file(path, MAX_CONFIG_BYTES, &doc, err);
+    if (rc == CH_OK && (rc = apply_doc(c, doc, err)) != CH_OK)
         ch_error_prefix(err, "%s", path);
     if (rc == CH_OK && (c->path = ch_strdup(path)) == NULL)
         rc = ch_error_set(err, CH_ENOMEM, "out of memory");
