@@ -48,9 +48,11 @@ typedef struct ch_ingest_col {
     uint64_t n_unknown;     /* categorical values outside the schema, kept by policy */
     uint64_t n_values;      /* non-missing cells */
     double min, max, sum;   /* numeric kinds: over non-missing values */
-    uint64_t *level_counts; /* categorical: one count per frame level (see ch_ingest_report) */
+    uint64_t *level_counts; /* categorical: count per entry of 'levels' */
     size_t n_levels;
-    char **levels; /* categorical: level texts, parallel to level_counts */
+    char **levels;       /* categorical: the schema's categories in order, then values
+                            outside them (kept by policy) as first seen, at most 1000 */
+    uint64_t n_unlisted; /* values outside the schema beyond those 1000: counted only */
 } ch_ingest_col;
 
 /* One example of a rejected row. */

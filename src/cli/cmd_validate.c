@@ -81,6 +81,9 @@ static void print_text(const ch_ingest_report *r, const ch_schema *s, const char
             if (st->n_unknown > 0)
                 printf("  (%llu outside the schema's categories)",
                        (unsigned long long)st->n_unknown);
+            if (st->n_unlisted > 0)
+                printf(" (%llu of them among values too many to list)",
+                       (unsigned long long)st->n_unlisted);
         } else if (c->kind != CH_KIND_ID && st->n_values > 0) {
             printf("min %g, max %g, mean %.4g", st->min, st->max, st->sum / (double)st->n_values);
         } else if (c->kind == CH_KIND_ID) {

@@ -184,6 +184,11 @@ size_t ch_fmt_double(char *out, double v)
     }
     /* Integers print without a fraction; otherwise try 15 then 17 digits
      * and keep the shorter one that reads back exactly. */
+    if (v == 0 && signbit(v)) {
+        /* "-0" would read back as the integer 0. */
+        memcpy(out, "-0.0", 5);
+        return 4;
+    }
     if (v == floor(v) && fabs(v) < 1e15) {
         n = snprintf(out, 32, "%.0f", v);
         return (size_t)n;
@@ -236,8 +241,11 @@ char *ch_buf_take(ch_buf *b, size_t *len)
     char *p;
     if (b->err != CH_OK)
         return NULL;
-    if (b->data == NULL && ch_buf_reserve(b, 0) == NULL)
-        return NULL;
+    if (b->data == NULL) {
+        if (ch_buf_reserve(b, 0) == NULL)
+            return NULL;
+        b->data[0] = '\0';
+    }
     p = b->data;
     if (len != NULL)
         *len = b->len;

@@ -120,6 +120,27 @@ ch_err ch_config_set(ch_config *c, const char *name, const char *value, ch_error
     return set_index(c, (size_t)i, value, "set", err);
 }
 
+/* A bad value in the file is malformed input, not a bad argument. */
+static ch_err file_err(ch_err rc, ch_error *err)
+{
+    if (rc == CH_EINVAL) {
+        rc = CH_EFORMAT;
+        if (err != NULL)
+            err->code = rc;
+    }
+    return rc;
+}
+
+/* Whether some setting's name starts with "'name'." (a group in the file). */
+static int is_prefix(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strncmp(settings[i].name, name, n) == 0 && settings[i].name[n] == '.')
+            return 1;
+    return 0;
+}
+
 /* Walks object 'obj' whose dotted prefix is 'prefix', applying settings. */
 static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_error *err)
 {
@@ -137,7 +158,7 @@ static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_erro
                 continue;
         }
         i = find(name);
-        if (i < 0 && ch_json_typeof(v) == CH_JSON_OBJECT) {
+        if (i < 0 && ch_json_typeof(v) == CH_JSON_OBJECT && is_prefix(name)) {
             ch_err rc = walk(c, v, name, err);
             if (rc != CH_OK)
                 return rc;
@@ -151,7 +172,7 @@ static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_erro
                 return ch_error_set(err, CH_EFORMAT, "%s: expected a string", name);
             ch_err rc = set_index(c, (size_t)i, s, "file", err);
             if (rc != CH_OK)
-                return rc;
+                return file_err(rc, err);
         } else {
             double d;
             char text[40];
@@ -160,7 +181,7 @@ static ch_err walk(ch_config *c, const ch_json *obj, const char *prefix, ch_erro
             ch_fmt_double(text, d);
             ch_err rc = set_index(c, (size_t)i, text, "file", err);
             if (rc != CH_OK)
-                return rc;
+                return file_err(rc, err);
         }
     }
     return CH_OK;

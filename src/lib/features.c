@@ -686,7 +686,17 @@ ch_err ch_pipeline_spec_from_json(const ch_json *node, const ch_schema *s, ch_pi
 /* ---- evaluation --------------------------------------------------------- */
 
 /* Computes engineered column 'x' from the row state 'val'/'lvl'. */
+static double eval_op(const pcol *x, const double *val, const int32_t *lvl, const pcol *cols);
+
+/* Computes engineered column 'x'; a result that overflows to an infinity
+ * is treated as missing (imputed like any other missing value). */
 static double eval_derived(const pcol *x, const double *val, const int32_t *lvl, const pcol *cols)
+{
+    double v = eval_op(x, val, lvl, cols);
+    return isfinite(v) ? v : NAN;
+}
+
+static double eval_op(const pcol *x, const double *val, const int32_t *lvl, const pcol *cols)
 {
     double a;
     double b;
@@ -1239,7 +1249,21 @@ ch_err ch_pipeline_fit(const ch_pipeline_spec *spec, const ch_schema *s, const c
         }
         for (size_t c = 0; c < p->n_cols; c++)
             p->cols[c].mean = sum[c] / (double)n_rows;
-        /* Second pass for the variance, to avoid cancellation. */
+        /* Correct the mean by the mean residual (a constant column then
+         * gets exactly its value), then a pass for the variance. */
+        memset(sum, 0, p->n_cols * sizeof *sum);
+        for (size_t r = 0; r < n_rows; r++) {
+            load_row(p, f, maps, rows != NULL ? rows[r] : r, val, lvl);
+            encode_row(p, val, lvl, row, &st);
+            for (size_t c = 0; c < p->n_cols; c++) {
+                const pcol *x = &p->cols[c];
+                if (!x->emit || x->encoder == ENC_ONEHOT)
+                    continue;
+                sum[c] += row[x->out0] - x->mean;
+            }
+        }
+        for (size_t c = 0; c < p->n_cols; c++)
+            p->cols[c].mean += sum[c] / (double)n_rows;
         for (size_t r = 0; r < n_rows; r++) {
             load_row(p, f, maps, rows != NULL ? rows[r] : r, val, lvl);
             encode_row(p, val, lvl, row, &st);
@@ -1254,7 +1278,9 @@ ch_err ch_pipeline_fit(const ch_pipeline_spec *spec, const ch_schema *s, const c
         for (size_t c = 0; c < p->n_cols; c++) {
             pcol *x = &p->cols[c];
             double sd = sqrt(sum2[c] / (double)n_rows);
-            x->sd = sd > 0 && isfinite(sd) ? sd : 1.0;
+            /* A column constant up to rounding is only centred. */
+            double tiny = 1e-12 * (fabs(x->mean) > 1.0 ? fabs(x->mean) : 1.0);
+            x->sd = sd > tiny && isfinite(sd) ? sd : 1.0;
         }
         p->standardize = 1;
         ch_free(sum);

@@ -148,6 +148,30 @@ static long dict_add(column *c, const char *p, size_t len)
     return (long)c->n_levels++;
 }
 
+/* Takes back the level that this row's cell 'x' added to 'c' (the last
+ * one), if it did: used when a later column of the same row fails. */
+static void dict_drop_new(column *c, const ch_cell *x)
+{
+    size_t last;
+    if (c->type != CH_COL_CAT || x->missing || x->code >= 0 || c->n_levels == 0)
+        return;
+    last = c->n_levels - 1;
+    if (strlen(c->levels[last]) != x->len || memcmp(c->levels[last], x->str, x->len) != 0)
+        return;
+    ch_free(c->levels[last]);
+    c->n_levels = last;
+    /* Removing from open addressing can break probe chains: rebuild. The
+     * table only shrinks in content, so this cannot need more memory. */
+    for (size_t i = 0; i < c->n_slots; i++)
+        c->slots[i] = -1;
+    for (size_t k = 0; k < c->n_levels; k++) {
+        size_t i = (size_t)hash_bytes(c->levels[k], strlen(c->levels[k])) & (c->n_slots - 1);
+        while (c->slots[i] >= 0)
+            i = (i + 1) & (c->n_slots - 1);
+        c->slots[i] = (int32_t)k;
+    }
+}
+
 ch_err ch_frame_add_column(ch_frame *f, const char *name, ch_col_type type,
                            const char *const *levels, size_t n_levels, ch_error *err)
 {
@@ -222,8 +246,10 @@ ch_err ch_frame_append_row(ch_frame *f, const ch_cell *cells, ch_error *err)
 
     if (reserve_rows(f, i + 1) != 0)
         return ch_error_set(err, CH_ENOMEM, "out of memory growing a frame to %zu rows", i + 1);
-    /* First everything that can fail (masks, new levels, text), then the
-     * plain stores, so a failure leaves the frame as it was. */
+    /* First everything that can fail, then the plain stores, so that a
+     * failure leaves the frame as it was: growth of masks and text pools
+     * changes no content; new levels come last and are taken back if a
+     * later one fails. */
     for (size_t j = 0; j < f->n_cols; j++) {
         column *c = &f->cols[j];
         const ch_cell *x = &cells[j];
@@ -232,9 +258,6 @@ ch_err ch_frame_append_row(ch_frame *f, const ch_cell *cells, ch_error *err)
             if (c->missing == NULL)
                 return ch_error_set(err, CH_ENOMEM, "out of memory");
         }
-        if (c->type == CH_COL_CAT && !x->missing && x->code < 0 &&
-            dict_find(c, x->str, x->len) < 0 && dict_add(c, x->str, x->len) < 0)
-            return ch_error_set(err, CH_ENOMEM, "out of memory adding a category");
         if (c->type == CH_COL_STR && !x->missing && c->pool_len + x->len + 1 > c->pool_cap) {
             size_t cap = c->pool_cap < 4096 ? 4096 : c->pool_cap * 2;
             char *p;
@@ -245,6 +268,18 @@ ch_err ch_frame_append_row(ch_frame *f, const ch_cell *cells, ch_error *err)
                 return ch_error_set(err, CH_ENOMEM, "out of memory");
             c->pool = p;
             c->pool_cap = cap;
+        }
+    }
+    for (size_t j = 0; j < f->n_cols; j++) {
+        column *c = &f->cols[j];
+        const ch_cell *x = &cells[j];
+        if (c->type != CH_COL_CAT || x->missing || x->code >= 0 ||
+            dict_find(c, x->str, x->len) >= 0)
+            continue;
+        if (dict_add(c, x->str, x->len) < 0) {
+            for (size_t k = 0; k < j; k++)
+                dict_drop_new(&f->cols[k], &cells[k]);
+            return ch_error_set(err, CH_ENOMEM, "out of memory adding a category");
         }
     }
     for (size_t j = 0; j < f->n_cols; j++) {

@@ -218,6 +218,18 @@ static int looks_pii(const char *name)
     return 0;
 }
 
+/* Whether a text column whose values are all distinct is an identifier:
+ * always with 20 or more values, and in a smaller sample when its name
+ * says so ("id", "customerID", "account_id", ...). */
+static int looks_id(const char *name, uint64_t n_values)
+{
+    size_t n = strlen(name);
+    if (n_values >= 20)
+        return 1;
+    return n >= 2 && (name[n - 2] == 'i' || name[n - 2] == 'I') &&
+           (name[n - 1] == 'd' || name[n - 1] == 'D');
+}
+
 /* Decides column 'c' from its statistics 's'. */
 static ch_err build_col(ch__col *c, stat_col *s, int is_target, size_t max_cat, uint64_t rows,
                         ch_error *err)
@@ -232,13 +244,17 @@ static ch_err build_col(ch__col *c, stat_col *s, int is_target, size_t max_cat, 
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     if (is_target) {
         c->kind = CH_KIND_TARGET;
-    } else if (n_values > 0 && s->n_text == 0) {
+    } else if (n_values == 0) {
+        c->kind = CH_KIND_NUMERIC; /* nothing but blanks: a nullable column, kind unknown */
+    } else if (s->n_text == 0) {
         if (s->n_int == s->n_num && s->min >= 0 && s->max <= 1)
             c->kind = CH_KIND_BINARY;
         else
             c->kind = s->n_int == s->n_num ? CH_KIND_INTEGER : CH_KIND_NUMERIC;
     } else if (is_bool_pair(s)) {
         c->kind = CH_KIND_BINARY;
+    } else if (!s->too_many && s->n_texts == n_values && looks_id(s->name, n_values)) {
+        c->kind = CH_KIND_ID; /* every value distinct: an identifier */
     } else if (!s->too_many && s->n_texts > 0 && s->n_texts <= max_cat &&
                (s->n_texts < 20 || (double)s->n_texts < 0.5 * (double)rows)) {
         c->kind = CH_KIND_CATEGORICAL;
@@ -291,7 +307,10 @@ static int is_target_name(const char *name)
     return 0;
 }
 
-/* Folds one field into its column's statistics. */
+/* Folds one field into its column's statistics. Every distinct
+ * non-blank text is remembered (up to the cap), numbers included, so
+ * that a column of codes such as "1", "2", "x" keeps all its values as
+ * categories whatever order they come in. */
 static int observe(stat_col *s, const char *p, size_t len, size_t max_cat)
 {
     double v;
@@ -309,12 +328,9 @@ static int observe(stat_col *s, const char *p, size_t len, size_t max_cat)
             s->min = v;
         if (s->n_num == 1 || v > s->max)
             s->max = v;
-        /* A number in a text column is still a category ("1" in a code list). */
-        if (s->n_text > 0 && !s->too_many)
-            return add_text(&s->texts, &s->counts, &s->n_texts, p, len);
-        return 0;
+    } else {
+        s->n_text++;
     }
-    s->n_text++;
     if (s->too_many)
         return 0;
     if (s->n_texts > max_cat) {

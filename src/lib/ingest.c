@@ -21,6 +21,7 @@
 #include "ch/alloc.h"
 #include "ch/buf.h"
 #include "ch/text.h"
+#include "schema_int.h"
 
 #define PROGRESS_BYTES   (64u << 20)
 #define MAX_EXTRA_LEVELS 1000 /* kept unknown categories listed one by one */
@@ -169,13 +170,14 @@ void ch_ingest_report_free(ch_ingest_report *r)
 }
 
 /* Adds a level text to a column's count table; returns its index, -1 on
- * ENOMEM, or -2 when the table is full. */
-static long level_add(ch_ingest_col *c, const char *p, size_t len)
+ * ENOMEM, or -2 when 'capped' and MAX_EXTRA_LEVELS values outside the
+ * schema are listed already. */
+static long level_add(ch_ingest_col *c, const char *p, size_t len, size_t n_schema, int capped)
 {
     for (size_t k = 0; k < c->n_levels; k++)
         if (strncmp(c->levels[k], p, len) == 0 && c->levels[k][len] == '\0')
             return (long)k;
-    if (c->n_levels >= MAX_EXTRA_LEVELS)
+    if (capped && c->n_levels >= n_schema + MAX_EXTRA_LEVELS)
         return -2;
     {
         char **lv = ch_realloc(c->levels, (c->n_levels + 1) * sizeof *lv);
@@ -215,7 +217,7 @@ static ch_err report_new(const ch_schema *s, size_t max_examples, ch_ingest_repo
         c->min = INFINITY;
         c->max = -INFINITY;
         for (size_t k = 0; sc->kind == CH_KIND_CATEGORICAL && k < sc->n_categories; k++) {
-            if (level_add(c, sc->categories[k], strlen(sc->categories[k])) < 0) {
+            if (level_add(c, sc->categories[k], strlen(sc->categories[k]), 0, 0) < 0) {
                 ch_ingest_report_free(r);
                 return ch_error_set(err, CH_ENOMEM, "out of memory");
             }
@@ -388,7 +390,7 @@ static int check_record(const ch_schema_col *const *cols, size_t n, const size_t
         const ch_csv_field *f = &rec->fields[map[j]];
         ch_cell *x = &cells[j];
         ch_reason why = CH_REASON_NONE;
-        ch_value_status st = ch_schema_parse_value(c, f->p, f->len, &x->num, &x->code, &why);
+        ch_value_status st = ch__parse_value(c, f->p, f->len, &x->num, &x->code, &why);
         x->missing = 0;
         x->str = f->p;
         x->len = f->len;
@@ -448,12 +450,14 @@ static ch_err add_stats(ch_ingest_report *r, const ch_schema *s, const ch_cell *
             long k = x->code;
             if (k < 0) {
                 c->n_unknown++;
-                k = level_add(c, x->str, x->len);
+                k = level_add(c, x->str, x->len, sc->n_categories, 1);
                 if (k == -1)
                     return ch_error_set(err, CH_ENOMEM, "out of memory");
             }
             if (k >= 0)
                 c->level_counts[k]++;
+            else
+                c->n_unlisted++;
             break;
         }
         case CH_KIND_NUMERIC:
@@ -496,6 +500,7 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
     long id_col = ch_schema_id(schema);
     int check_ids;
     int got = 0;
+    int over_rate = 0; /* failing on the reject rate: the report still goes out */
     ch_err rc;
 
     if (o == NULL) {
@@ -608,9 +613,8 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
             (unsigned long long)r->rows_rejected, (unsigned long long)r->rows_read,
             100.0 * (double)r->rows_rejected / (double)r->rows_read, 100.0 * o->max_reject_rate);
         ch_error_prefix(err, "%s", path);
-        ch_frame_free(frame);
-        frame = NULL;
-        goto done; /* the report still goes to the caller */
+        over_rate = 1;
+        goto done;
     }
     goto done;
 
@@ -627,7 +631,7 @@ done:
     ch_free(map);
     ch_free(cells);
     ch_free(cols);
-    if (rc != CH_OK && rc != CH_ELIMIT) {
+    if (rc != CH_OK && !over_rate) {
         ch_frame_free(frame);
         ch_ingest_report_free(r);
         return rc;
@@ -684,8 +688,8 @@ ch_err ch_ingest_report_json(const ch_ingest_report *r, const ch_schema *s, ch_b
                       ch_kind_name(sc->kind), (unsigned long long)c->n_missing,
                       (unsigned long long)c->n_values);
         if (sc->kind == CH_KIND_CATEGORICAL) {
-            ch_buf_printf(b, ", \"unknown\": %llu, \"categories\": {",
-                          (unsigned long long)c->n_unknown);
+            ch_buf_printf(b, ", \"unknown\": %llu, \"unlisted\": %llu, \"categories\": {",
+                          (unsigned long long)c->n_unknown, (unsigned long long)c->n_unlisted);
             for (size_t k = 0; k < c->n_levels; k++) {
                 ch_buf_puts(b, k ? ", " : "");
                 ch_buf_json_str(b, c->levels[k], strlen(c->levels[k]));

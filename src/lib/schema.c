@@ -22,6 +22,9 @@
 #define SCHEMA_FORMAT    "churn-schema"
 #define SCHEMA_VERSION   1
 #define MAX_SCHEMA_BYTES (4u << 20)
+/* Canonical JSON repeats defaults (a label per column), so it may be
+ * larger than the file it came from. */
+#define MAX_CANONICAL_BYTES (64u << 20)
 
 static const char *const default_missing[] = {""};
 static const char *const default_positive[] = {"yes", "true", "1", "y", "t"};
@@ -293,7 +296,7 @@ static ch_err read_column(const ch_json *node, size_t i, ch__col *c, ch_error *e
     if ((rc = read_bool(ch_json_get(node, "nullable"), what, &c->nullable, err)) != CH_OK)
         return rc;
     if (c->nullable && (c->kind == CH_KIND_ID || c->kind == CH_KIND_TARGET))
-        return ch_error_set(err, CH_EFORMAT, "%s: an %s column cannot be nullable", where,
+        return ch_error_set(err, CH_EFORMAT, "%s: the %s column cannot be nullable", where,
                             ch_kind_name(c->kind));
 
     v = ch_json_get(node, "categories");
@@ -421,7 +424,7 @@ static ch_err read_column(const ch_json *node, size_t i, ch__col *c, ch_error *e
         return ch_error_set(err, CH_EFORMAT, "%s: an actionable column needs \"alternatives\"",
                             where);
     if (c->actionable && (c->kind == CH_KIND_ID || c->kind == CH_KIND_TARGET))
-        return ch_error_set(err, CH_EFORMAT, "%s: an %s column cannot be actionable", where,
+        return ch_error_set(err, CH_EFORMAT, "%s: the %s column cannot be actionable", where,
                             ch_kind_name(c->kind));
     if (ch__schema_col_sync(c) != 0)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
@@ -455,11 +458,13 @@ ch_err ch__schema_finish(ch_schema *s, ch_error *err)
             s->id = (long)j;
         }
     }
-    ch_buf_init(&b, MAX_SCHEMA_BYTES);
+    ch_buf_init(&b, MAX_CANONICAL_BYTES);
     ch_schema_to_json(s, &b);
     if (ch_buf_status(&b) != CH_OK) {
+        rc = ch_buf_status(&b);
         ch_buf_reset(&b);
-        return ch_error_set(err, CH_ENOMEM, "out of memory");
+        return rc == CH_ENOMEM ? ch_error_set(err, rc, "out of memory")
+                               : ch_error_set(err, rc, "schema too large");
     }
     rc = ch_sha256_hex(b.data, b.len, s->hash, err);
     ch_buf_reset(&b);
@@ -483,10 +488,9 @@ ch_err ch_schema_from_json(const ch_json *root, ch_schema **out, ch_error *err)
         return ch_error_set(err, CH_EFORMAT, "\"format\" must be \"%s\"", SCHEMA_FORMAT);
     if (ch_json_num(ch_json_get(root, "version"), &ver) != 0 || ver != floor(ver))
         return ch_error_set(err, CH_EFORMAT, "\"version\" must be a whole number");
-    if ((int)ver != SCHEMA_VERSION)
+    if (ver != SCHEMA_VERSION)
         return ch_error_set(err, CH_EFORMAT,
-                            "schema version %g is not supported (this build "
-                            "reads version %d)",
+                            "schema version %.0f is not supported (this build reads version %d)",
                             ver, SCHEMA_VERSION);
     cols = ch_json_get(root, "columns");
     if (ch_json_typeof(cols) != CH_JSON_ARRAY || ch_json_len(cols) == 0)
@@ -665,93 +669,8 @@ const char *ch_schema_hash(const ch_schema *s)
 
 /* ---- values ------------------------------------------------------------ */
 
-static int in_list(const char *p, size_t len, const char *const *v, const size_t *lens, size_t n)
-{
-    /* Lengths and first bytes settle almost every mismatch without a call. */
-    for (size_t i = 0; i < n; i++)
-        if (lens[i] == len && (len == 0 || (v[i][0] == p[0] && memcmp(v[i], p, len) == 0)))
-            return (int)i;
-    return -1;
-}
-
-static int in_list_ci(const char *p, size_t len, const char *const *v, const size_t *lens, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lens[i] == len && ch_text_ieq(p, len, v[i]))
-            return 1;
-    return 0;
-}
-
-static void trim(const char **p, size_t *len)
-{
-    while (*len > 0 && (**p == ' ' || **p == '\t')) {
-        (*p)++;
-        (*len)--;
-    }
-    while (*len > 0 && ((*p)[*len - 1] == ' ' || (*p)[*len - 1] == '\t'))
-        (*len)--;
-}
-
 ch_value_status ch_schema_parse_value(const ch_schema_col *c, const char *p, size_t len,
                                       double *num, int32_t *cat, ch_reason *reason)
 {
-    int k;
-    *reason = CH_REASON_NONE;
-    if (in_list(p, len, c->missing, c->missing_lens, c->n_missing) >= 0)
-        return CH_VALUE_MISSING;
-    switch (c->kind) {
-    case CH_KIND_ID:
-        if (!ch_text_utf8_valid(p, len)) {
-            *reason = CH_REASON_BAD_UTF8;
-            return CH_VALUE_BAD;
-        }
-        return CH_VALUE_OK;
-    case CH_KIND_CATEGORICAL:
-        k = in_list(p, len, c->categories, c->category_lens, c->n_categories);
-        if (k >= 0) {
-            *cat = k;
-            return CH_VALUE_OK;
-        }
-        if (!ch_text_utf8_valid(p, len)) {
-            *reason = CH_REASON_BAD_UTF8;
-            return CH_VALUE_BAD;
-        }
-        *cat = -1;
-        *reason = CH_REASON_UNKNOWN_CAT;
-        return CH_VALUE_UNKNOWN;
-    case CH_KIND_BINARY:
-    case CH_KIND_TARGET:
-        trim(&p, &len);
-        if (len == 0)
-            return CH_VALUE_MISSING;
-        if (in_list_ci(p, len, c->positive, c->positive_lens, c->n_positive)) {
-            *num = 1.0;
-            return CH_VALUE_OK;
-        }
-        if (in_list_ci(p, len, c->negative, c->negative_lens, c->n_negative)) {
-            *num = 0.0;
-            return CH_VALUE_OK;
-        }
-        *reason = c->kind == CH_KIND_TARGET ? CH_REASON_BAD_TARGET : CH_REASON_BAD_BOOL;
-        return CH_VALUE_BAD;
-    case CH_KIND_NUMERIC:
-    case CH_KIND_INTEGER:
-        trim(&p, &len);
-        if (len == 0)
-            return CH_VALUE_MISSING;
-        if (ch_parse_double(p, len, num) != 0) {
-            *reason = CH_REASON_NOT_NUMBER;
-            return CH_VALUE_BAD;
-        }
-        if (c->kind == CH_KIND_INTEGER && *num != floor(*num)) {
-            *reason = CH_REASON_NOT_INTEGER;
-            return CH_VALUE_BAD;
-        }
-        if ((c->has_min && *num < c->min) || (c->has_max && *num > c->max)) {
-            *reason = CH_REASON_OUT_OF_RANGE;
-            return CH_VALUE_BAD;
-        }
-        return CH_VALUE_OK;
-    }
-    return CH_VALUE_BAD;
+    return ch__parse_value(c, p, len, num, cat, reason);
 }
