@@ -5,7 +5,8 @@
  * docs/features.md): engineered columns built from a few generic
  * transforms (ratio, difference, log1p, bucket, count_equal, equals), an
  * encoder per categorical column (one-hot with an explicit "other"
- * bucket, or ordinal), median imputation with missing-indicator columns,
+ * bucket, or ordinal; numeric columns pass through), median imputation
+ * with missing-indicator columns,
  * and optional standardization (for the linear and neural models).
  *
  * ch_pipeline_fit() learns its parameters (category levels, medians,
@@ -16,8 +17,10 @@
  *
  * Transform has two entry points over one code path: a whole frame
  * (batch), and one record (the server), which allocates nothing. A value
- * never seen in training goes to its column's "other" bucket and is
- * counted; nothing is silently mapped to -1.
+ * never seen in training is counted and goes to its column's "other"
+ * bucket (one-hot), or is imputed with the median rank and flagged by the
+ * indicator when the column has one (ordinal); nothing is silently
+ * mapped to -1.
  *
  * Every output feature knows the input column(s) it came from, so that
  * explanations can be rolled up to the columns a person recognises.
@@ -70,7 +73,8 @@ typedef struct ch_transform_stats {
 
 /* Parses the "features" object of a config against 'schema'. Checks that
  * every referenced column exists and suits its transform. Errors:
- * CH_EFORMAT naming the JSON path, CH_ENOMEM. */
+ * CH_EFORMAT naming the JSON path, CH_ELIMIT (more than
+ * CH_PIPELINE_MAX_COLS columns), CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_pipeline_spec_from_json(const ch_json *node, const ch_schema *schema,
                                                       ch_pipeline_spec **out, ch_error *err);
 CH_API void ch_pipeline_spec_free(ch_pipeline_spec *spec);
@@ -82,7 +86,8 @@ CH_API void ch_pipeline_spec_set_standardize(ch_pipeline_spec *spec, int on);
 /* Fits a pipeline on rows 'rows[0..n_rows)' of 'frame' (a frame built by
  * ch_ingest_file() with 'schema'); other rows are never read. 'rows' may
  * be NULL to use every row. Errors: CH_EDATA (no rows), CH_EINVAL (frame
- * does not match the schema), CH_ENOMEM. */
+ * does not match the schema), CH_ESCHEMA (the spec was declared for
+ * another schema), CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_pipeline_fit(const ch_pipeline_spec *spec, const ch_schema *schema,
                                            const ch_frame *frame, const size_t *rows, size_t n_rows,
                                            ch_pipeline **out, ch_error *err);

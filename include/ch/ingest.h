@@ -88,7 +88,8 @@ CH_API void ch_ingest_opts_default(ch_ingest_opts *o);
  * the accepted rows, columns in schema order, and is freed with
  * ch_frame_free(). Errors: CH_EIO, CH_ESCHEMA (header problems), CH_EFORMAT
  * (file-level CSV damage, with line), CH_ELIMIT (reject rate, record size),
- * CH_EDATA (empty file), CH_ENOMEM. Thread-safe for distinct arguments. */
+ * CH_EDATA (empty file), CH_EINVAL (max_reject_rate outside 0..1),
+ * CH_ENOMEM. Thread-safe for distinct arguments. */
 CH_API CH_NODISCARD ch_err ch_ingest_file(const ch_schema *schema, const char *path,
                                           const ch_ingest_opts *o, ch_frame **frame,
                                           ch_ingest_report **report, ch_error *err);

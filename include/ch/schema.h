@@ -49,7 +49,7 @@ typedef struct ch_schema_col {
     const char *name;              /* column name as in the CSV header */
     ch_kind kind;                  /* see ch_kind */
     const char *label;             /* human-readable name, e.g. "contract type" */
-    int pii;                       /* 1: personal data; never logged in clear */
+    int pii;                       /* 1: personal data, for consumers that log or export */
     int nullable;                  /* 1: a missing value is allowed (not for id/target) */
     const char *const *categories; /* allowed values (categorical), in declared order */
     size_t n_categories;
@@ -148,8 +148,9 @@ CH_API const char *ch_schema_hash(const ch_schema *s);
  *   categorical: '*cat' gets the category's index in c->categories, or
  *     -1 with CH_VALUE_UNKNOWN;
  *   id: CH_VALUE_OK unless missing or invalid UTF-8.
- * Leading and trailing spaces around numbers are ignored; text that is
- * blank after that counts as missing. On CH_VALUE_BAD '*reason' says why.
+ * For numeric, integer, binary and target columns, spaces and tabs around
+ * the value are ignored, and text that is blank after that counts as
+ * missing; categorical and id text is compared exactly. On CH_VALUE_BAD '*reason' says why.
  * Does not allocate. Thread-safe. */
 CH_API ch_value_status ch_schema_parse_value(const ch_schema_col *c, const char *p, size_t len,
                                              double *num, int32_t *cat, ch_reason *reason);
@@ -166,8 +167,9 @@ CH_API void ch_schema_infer_opts_default(ch_schema_infer_opts *o);
 /* Reads the CSV at 'path' and guesses a starter schema: kinds, categories,
  * ranges (widened to round numbers), missing tokens, target (by name when
  * not given: churn, target, label, exited, attrition, ... ). Errors:
- * CH_EIO, CH_EFORMAT (unreadable CSV), CH_ENOTFOUND (no target found or
- * the given one absent), CH_ENOMEM. */
+ * CH_EIO, CH_EFORMAT (unreadable CSV, an empty or duplicate header name,
+ * a second identifier-like column), CH_EDATA (empty file), CH_ENOTFOUND
+ * (no target found or the given one absent), CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_schema_infer(const char *path, const ch_schema_infer_opts *o,
                                            ch_schema **out, ch_error *err);
 

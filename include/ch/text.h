@@ -36,7 +36,8 @@ CH_API int ch_text_ieq(const char *a, size_t alen, const char *b);
 CH_API int ch_text_utf8_valid(const char *s, size_t len);
 
 /* Copies 's' into 'out' (capacity 'cap' >= 4) for a message: control
- * characters and invalid bytes become '?', and long text is cut with
+ * characters and every byte >= 0x80 become '?' (so messages stay plain
+ * ASCII whatever the input), and long text is cut with
  * "...". Returns 'out'. */
 CH_API char *ch_text_excerpt(char *out, size_t cap, const char *s, size_t len);
 

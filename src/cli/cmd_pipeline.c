@@ -19,7 +19,8 @@ static void help(void)
 {
     printf(
         "usage: churn pipeline fit [--data CSV] [-o FILE] [--config FILE] [--set NAME=VALUE]...\n"
-        "       churn pipeline show [FILE] [--config FILE]\n"
+        "       churn pipeline show [FILE] [--pipeline FILE] [--config FILE] [--set "
+        "NAME=VALUE]...\n"
         "       churn pipeline transform --data CSV -o OUT.csv [--pipeline FILE] [--config FILE]\n"
         "\n"
         "fit        reads the data (data.path, or the synthetic customers when it is empty)\n"
@@ -36,8 +37,9 @@ static void help(void)
         "  --config FILE       config file (default config/churn.json)\n"
         "  --set NAME=VALUE    override a setting (see 'churn config show')\n"
         "\n"
-        "Exit codes: 0 ok, 1 usage, 2 file not readable or writable, 3 invalid data,\n"
-        "4 pipeline could not be fitted or loaded.\n");
+        "Exit codes: 0 ok, 1 usage, 2 file not readable or writable, 3 invalid data or\n"
+        "config (including a features section that cannot be fitted, or a pipeline\n"
+        "fitted for another schema), 4 a malformed pipeline file.\n");
 }
 
 static const char *const kind_names[] = {"numeric", "indicator", "onehot", "other", "ordinal"};
@@ -105,7 +107,7 @@ static int do_fit(const ch_config *cfg, const char *data, const char *out_path)
     if (rc == CH_OK)
         rc = ch_pipeline_fit(spec, schema, frame, train, n_train, &p, &err);
     if (rc != CH_OK) {
-        code = cli_fail("pipeline", rc == CH_EFORMAT ? rc : rc, &err);
+        code = cli_fail("pipeline", rc, &err);
         goto done;
     }
     fprintf(stderr, "split     %zu training rows, %zu held-out test rows (seed %.0f)\n", n_train,

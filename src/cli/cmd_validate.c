@@ -27,8 +27,10 @@ static void help(void)
            "  --max-reject-rate R   fail when more than this share of rows is rejected\n"
            "                        (0 to 1, default 0: any rejected row makes the file invalid)\n"
            "\n"
-           "Exit codes: 0 valid, 1 usage, 2 file not readable, 3 invalid data\n"
-           "(rejected rows above the rate, header problems, empty file, no data rows).\n");
+           "Exit codes: 0 valid, 1 usage, 2 a file could not be read or written (data,\n"
+           "schema or rejects file), 3 invalid data or schema (rejected rows above the\n"
+           "rate, every row rejected, header problems, damaged CSV such as an unclosed\n"
+           "quote, empty file, no data rows, a schema that does not load).\n");
 }
 
 static void progress(void *ctx, uint64_t bytes, uint64_t rows)

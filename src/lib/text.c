@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include "ch/text.h"
 
+#include "ch/alloc.h"
+
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
@@ -38,7 +40,7 @@ static int slow_parse(const char *s, size_t len, double *out)
     double v;
 
     if (len >= sizeof tmp) {
-        heap = malloc(len + 1); /* rare: very long numbers only */
+        heap = ch_malloc(len + 1); /* rare: very long numbers only */
         if (heap == NULL)
             return -1;
         p = heap;
@@ -47,7 +49,7 @@ static int slow_parse(const char *s, size_t len, double *out)
     p[len] = '\0';
     pthread_once(&c_locale_once, make_c_locale);
     v = c_locale != (locale_t)0 ? strtod_l(p, &end, c_locale) : strtod(p, &end);
-    free(heap);
+    ch_free(heap);
     if (end != p + len || !isfinite(v))
         return -1;
     *out = v;
