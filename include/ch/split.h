@@ -21,8 +21,8 @@ extern "C" {
 /* Splits rows 0..n-1 by 'labels' (0/1 per row) into train and test.
  * '*train' and '*test' are new arrays (free with ch_free), in increasing
  * row order; '*n_train' + '*n_test' == n. Errors: CH_EINVAL ('fraction'
- * not in (0,1), a label not 0/1), CH_EDATA (a class too small to appear
- * on both sides), CH_ENOMEM. */
+ * not in (0,1), a label not 0/1), CH_EDATA (one class absent, or too
+ * small to appear on both sides), CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_split_holdout(const double *labels, size_t n, double fraction,
                                             uint64_t seed, size_t **train, size_t *n_train,
                                             size_t **test, size_t *n_test, ch_error *err);

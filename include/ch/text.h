@@ -24,6 +24,11 @@ extern "C" {
  * correctly rounded. Thread-safe. */
 CH_API int ch_parse_double(const char *s, size_t len, double *out);
 
+/* Formats 'v' with printf's "%.*g" ('precision' digits) into 'out'
+ * ('cap' bytes) in the "C" locale, whatever the process locale is.
+ * Returns the length that snprintf() reports. Thread-safe. */
+CH_API size_t ch_text_fmt_double(char *out, size_t cap, int precision, double v);
+
 /* Parses all of 's' as a decimal integer with optional sign. Returns 0 on
  * success, -1 on bad text or overflow. */
 CH_API int ch_parse_int64(const char *s, size_t len, int64_t *out);

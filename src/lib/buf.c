@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ch/alloc.h"
+#include "ch/text.h"
 
 void ch_buf_init(ch_buf *b, size_t max_len)
 {
@@ -173,30 +174,30 @@ ch_err ch_buf_json_str(ch_buf *b, const char *s, size_t len)
 
 size_t ch_fmt_double(char *out, double v)
 {
-    int n;
+    double back;
+    size_t n;
     if (isnan(v)) {
         memcpy(out, "nan", 4);
         return 3;
     }
     if (isinf(v)) {
-        n = snprintf(out, 32, "%s", v > 0 ? "inf" : "-inf");
-        return (size_t)n;
+        memcpy(out, v > 0 ? "inf" : "-inf", v > 0 ? 4 : 5);
+        return v > 0 ? 3 : 4;
     }
-    /* Integers print without a fraction; otherwise try 15 then 17 digits
-     * and keep the shorter one that reads back exactly. */
     if (v == 0 && signbit(v)) {
         /* "-0" would read back as the integer 0. */
         memcpy(out, "-0.0", 5);
         return 4;
     }
-    if (v == floor(v) && fabs(v) < 1e15) {
-        n = snprintf(out, 32, "%.0f", v);
-        return (size_t)n;
-    }
-    n = snprintf(out, 32, "%.15g", v);
-    if (strtod(out, NULL) != v)
-        n = snprintf(out, 32, "%.17g", v);
-    return (size_t)n;
+    /* Integers print without a fraction; otherwise try 15 then 17 digits
+     * and keep the shorter one that reads back exactly. All of it in the
+     * "C" locale: a decimal comma must never reach a file. */
+    if (v == floor(v) && fabs(v) < 1e15)
+        return ch_text_fmt_double(out, 32, 17, v);
+    n = ch_text_fmt_double(out, 32, 15, v);
+    if (ch_parse_double(out, n, &back) != 0 || back != v)
+        n = ch_text_fmt_double(out, 32, 17, v);
+    return n;
 }
 
 ch_err ch_buf_json_num(ch_buf *b, double v)

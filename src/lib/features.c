@@ -249,6 +249,10 @@ static ch_err resolve_cmp(pcol *x, const ch_schema_col *sc, const char *text, in
     *num = NAN;
     if (x->is_cat) {
         long k = find_level(x, text, strlen(text));
+        if (k < 0 && sc != NULL && sc->on_unknown == CH_UNKNOWN_REJECT)
+            return ch_error_set(err, CH_EFORMAT,
+                                "%s: \"%s\" is not a category of column \"%s\" (a typo?)", where,
+                                text, x->name);
         if (k < 0) {
             ch_err rc = add_level(x, text, err);
             if (rc != CH_OK)

@@ -81,6 +81,9 @@ ch_err ch_split_holdout(const double *labels, size_t n, double fraction, uint64_
             return ch_error_set(err, CH_EINVAL, "row %zu: label is not 0 or 1", i);
         cnt[labels[i] == 1.0]++;
     }
+    if (cnt[0] == 0 || cnt[1] == 0)
+        return ch_error_set(err, CH_EDATA, "only one class is present (%zu rows of class %d)", n,
+                            cnt[0] == 0 ? 1 : 0);
     cls[0] = ch_malloc_array(cnt[0] + 1, sizeof(size_t));
     cls[1] = ch_malloc_array(cnt[1] + 1, sizeof(size_t));
     tr = ch_malloc_array(n + 1, sizeof(size_t));

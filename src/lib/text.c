@@ -16,6 +16,7 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,21 @@ int ch_parse_double(const char *s, size_t len, double *out)
         return 0;
     }
     return slow_parse(s, len, out);
+}
+
+size_t ch_text_fmt_double(char *out, size_t cap, int precision, double v)
+{
+    locale_t old = (locale_t)0;
+    int n;
+    pthread_once(&c_locale_once, make_c_locale);
+    /* uselocale() switches only this thread, so formatting stays "C"
+     * whatever the process locale is, without touching other threads. */
+    if (c_locale != (locale_t)0)
+        old = uselocale(c_locale);
+    n = snprintf(out, cap, "%.*g", precision, v);
+    if (old != (locale_t)0)
+        uselocale(old);
+    return n < 0 ? 0 : (size_t)n;
 }
 
 int ch_parse_int64(const char *s, size_t len, int64_t *out)
