@@ -8,10 +8,8 @@
  * kept, so lookups by text go through a hash table that is rebuilt on
  * growth.
  */
-#define _DEFAULT_SOURCE /* madvise */
 #include "ch/frame.h"
 
-#include <sys/mman.h>
 #include <stdint.h>
 
 #include <math.h>
@@ -206,23 +204,6 @@ nomem:
     return ch_error_set(err, CH_ENOMEM, "out of memory");
 }
 
-/* Asks for transparent huge pages on a large column array: a frame of
- * millions of rows otherwise spends a visible share of its build time in
- * page faults. Advice only; failure changes nothing. */
-static void advise_huge(void *p, size_t len)
-{
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-    uintptr_t end = ((uintptr_t)p + len) & ~(huge - 1);
-    if (end > start)
-        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)len;
-#endif
-}
-
 /* Grows every column to hold at least 'need' rows. */
 static int reserve_rows(ch_frame *f, size_t need)
 {
@@ -239,13 +220,11 @@ static int reserve_rows(ch_frame *f, size_t need)
             if (v == NULL)
                 return -1;
             c->num = v;
-            advise_huge(v, cap * sizeof *v);
         } else if (c->type == CH_COL_CAT) {
             int32_t *v = ch_realloc(c->codes, cap * sizeof *v);
             if (v == NULL)
                 return -1;
             c->codes = v;
-            advise_huge(v, cap * sizeof *v);
         } else {
             int64_t *v = ch_realloc(c->offs, cap * sizeof *v);
             if (v == NULL)
@@ -263,12 +242,71 @@ static int reserve_rows(ch_frame *f, size_t need)
     return 0;
 }
 
+/* Stores row 'cells' at index n_rows in one pass when nothing needs
+ * memory (the usual case: masks exist, levels are known, the text pool
+ * has room). Returns 1 when stored; 0 when something needs memory, after
+ * undoing its counters, so the careful path can run. Cells written to
+ * index n_rows are invisible until n_rows grows, so they need no undo. */
+static int append_fast(ch_frame *f, const ch_cell *cells)
+{
+    size_t i = f->n_rows;
+    size_t j;
+    for (j = 0; j < f->n_cols; j++) {
+        column *c = &f->cols[j];
+        const ch_cell *x = &cells[j];
+        if (x->missing) {
+            if (c->missing == NULL)
+                goto undo;
+            c->missing[i] = 1;
+            c->n_missing++;
+            if (c->type == CH_COL_NUM)
+                c->num[i] = NAN;
+            else if (c->type == CH_COL_CAT)
+                c->codes[i] = -1;
+            else
+                c->offs[i] = -1;
+            continue;
+        }
+        if (c->missing != NULL)
+            c->missing[i] = 0;
+        if (c->type == CH_COL_NUM) {
+            c->num[i] = x->num;
+        } else if (c->type == CH_COL_CAT) {
+            long k = x->code >= 0 ? x->code : dict_find(c, x->str, x->len);
+            if (k < 0)
+                goto undo;
+            c->codes[i] = (int32_t)k;
+        } else {
+            if (c->pool_len + x->len + 1 > c->pool_cap)
+                goto undo;
+            memcpy(c->pool + c->pool_len, x->str, x->len);
+            c->pool[c->pool_len + x->len] = '\0';
+            c->offs[i] = (int64_t)c->pool_len;
+            c->pool_len += x->len + 1;
+        }
+    }
+    return 1;
+undo:
+    while (j-- > 0) {
+        column *c = &f->cols[j];
+        if (cells[j].missing)
+            c->n_missing--;
+        else if (c->type == CH_COL_STR)
+            c->pool_len = (size_t)c->offs[i];
+    }
+    return 0;
+}
+
 ch_err ch_frame_append_row(ch_frame *f, const ch_cell *cells, ch_error *err)
 {
     size_t i = f->n_rows;
 
     if (reserve_rows(f, i + 1) != 0)
         return ch_error_set(err, CH_ENOMEM, "out of memory growing a frame to %zu rows", i + 1);
+    if (append_fast(f, cells)) {
+        f->n_rows++;
+        return CH_OK;
+    }
     /* First everything that can fail, then the plain stores, so that a
      * failure leaves the frame as it was: growth of masks and text pools
      * changes no content; new levels come last and are taken back if a

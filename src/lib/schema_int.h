@@ -89,11 +89,27 @@ static inline int ch__in_list(const char *p, size_t len, const char *const *v, c
     return -1;
 }
 
+/* ASCII case-insensitive equality of 'a' and 'b', both 'len' bytes. */
+static inline int ch__ieq(const char *a, const char *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char x = (unsigned char)a[i];
+        unsigned char y = (unsigned char)b[i];
+        if ((unsigned)(x - 'A') < 26u)
+            x = (unsigned char)(x + 32);
+        if ((unsigned)(y - 'A') < 26u)
+            y = (unsigned char)(y + 32);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
 static inline int ch__in_list_ci(const char *p, size_t len, const char *const *v,
                                  const size_t *lens, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (lens[i] == len && ch_text_ieq(p, len, v[i]))
+        if (lens[i] == len && ch__ieq(p, v[i], len))
             return 1;
     return 0;
 }
