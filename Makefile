@@ -12,14 +12,14 @@
 
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := jansson libcrypto
+PKGS     := jansson libcrypto sqlite3 xgboost
 OPT      ?= -O2
 SAN      ?=
 
 # Fallbacks let the very first build on a fresh machine (before pkg-config
 # is installed by scripts/install-deps) still find the libraries.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto -lsqlite3 -lxgboost)
 
 # -Wconversion without -Wsign-conversion: size_t/int mixing in index code
 # would drown real narrowing warnings in noise.
@@ -38,7 +38,8 @@ CFLAGS   ?= $(OPT) -g
 LDFLAGS  += $(LTO)
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(LTO) $(WARN) -Iinclude -fvisibility=hidden \
               $(PKG_CFLAGS) -MMD -MP
-LDLIBS   := $(PKG_LIBS) -lm -lpthread
+# liblinear ships no pkg-config file.
+LDLIBS   := $(PKG_LIBS) -llinear -lm -lpthread
 ifneq ($(SAN),)
 ALL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SAN)

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 
+#include "ch/buf.h"
 #include "ch/err.h"
 
 #ifdef __cplusplus
@@ -75,6 +76,13 @@ CH_API const char *ch_json_member(const ch_json *obj, size_t i, const ch_json **
 CH_API const char *ch_json_str(const ch_json *v, size_t *len);
 CH_API int ch_json_num(const ch_json *v, double *out);
 CH_API int ch_json_bool(const ch_json *v, int *out);
+
+/* Appends 'v' as compact JSON text (keys in document order, reals with
+ * 17 significant digits, so every double reads back exactly). Used to
+ * hand an embedded document -- an XGBoost model inside a bundle -- to the
+ * library that reads it. Returns the buffer's status (CH_ENOMEM,
+ * CH_ELIMIT). */
+CH_API ch_err ch_json_dump(const ch_json *v, ch_buf *b);
 
 /* Whether a number node was written as an integer (no '.', 'e'). */
 CH_API int ch_json_is_int(const ch_json *v);

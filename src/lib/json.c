@@ -184,3 +184,20 @@ int ch_json_is_int(const ch_json *v)
 {
     return v != NULL && json_is_integer(J(v));
 }
+
+/* Jansson's dump callback: appends to the ch_buf in 'data'. */
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    return ch_buf_append(data, buffer, size) == CH_OK ? 0 : -1;
+}
+
+ch_err ch_json_dump(const ch_json *v, ch_buf *b)
+{
+    if (v == NULL)
+        return ch_buf_puts(b, "null");
+    if (json_dump_callback(J(v), dump_cb, b,
+                           JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) != 0 &&
+        ch_buf_status(b) == CH_OK)
+        return CH_ENOMEM;
+    return ch_buf_status(b);
+}
