@@ -1,0 +1,1735 @@
+/*
+ * registry_sqlite.c -- the SQLite back end of the registry: the only file
+ * that includes sqlite3.h.
+ *
+ * One store is one SQLite file in WAL mode, so readers never wait for a
+ * writer and a process killed at any point leaves the last committed
+ * state. Invariants kept here:
+ *   - every call is one transaction; writes start with BEGIN IMMEDIATE,
+ *     which takes the write lock before anything is read, so a decision
+ *     (the next version number, the champion a gate compares against) is
+ *     made on the state it changes;
+ *   - every alias move and registration writes its audit row in the same
+ *     transaction, and triggers make audit rows append-only;
+ *   - audit times never decrease with the id, even if the clock steps
+ *     back (a row takes the later of now and the previous row's time);
+ *   - the layout is numbered in PRAGMA user_version; migrations[i] brings
+ *     layout i to i + 1 in one transaction, and a newer layout is refused.
+ *
+ * SQLite's own allocations are routed through ch_malloc (see init_sqlite)
+ * so that fault-injection tests reach the allocations inside SQLite too.
+ *
+ * Errors are translated where they happen: the SQLite result code picks
+ * the ch_err (SQLITE_NOMEM -> CH_ENOMEM, busy -> CH_EBUSY once the wait is
+ * spent, anything else -> CH_EDB) and sqlite3_errmsg() is copied into the
+ * message at once, before another call can replace it.
+ *
+ * Workload: a few writes per training run and small reads; statements are
+ * prepared per call rather than cached, which keeps the code simple and
+ * costs microseconds against a transaction's fsync.
+ */
+#include "registry_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ch/alloc.h"
+#include "ch/buf.h"
+
+/* The layout this build writes (PRAGMA user_version). */
+#define LAYOUT 1
+
+/* Layout 1. Alias names are a closed set; audit rows cannot change once
+ * written. Audit columns carry no foreign keys on purpose: the log must
+ * always be writable, whatever it refers to. */
+static const char schema_v1[] =
+    "CREATE TABLE datasets (\n"
+    "    sha256     TEXT PRIMARY KEY NOT NULL,\n"
+    "    path       TEXT NOT NULL,\n"
+    "    n_rows     INTEGER NOT NULL CHECK (n_rows >= 0),\n"
+    "    first_seen TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE runs (\n"
+    "    id             INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    started        TEXT NOT NULL,\n"
+    "    ended          TEXT,\n"
+    "    status         TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed')),\n"
+    "    seconds        REAL,\n"
+    "    dataset_sha256 TEXT REFERENCES datasets(sha256),\n"
+    "    config_json    TEXT,\n"
+    "    lineage_json   TEXT,\n"
+    "    summary_json   TEXT\n"
+    ");\n"
+    "CREATE TABLE metrics (\n"
+    "    run_id INTEGER NOT NULL REFERENCES runs(id),\n"
+    "    scope  TEXT NOT NULL,\n"
+    "    name   TEXT NOT NULL,\n"
+    "    value  REAL,\n"
+    "    PRIMARY KEY (run_id, scope, name)\n"
+    ");\n"
+    "CREATE TABLE artifacts (\n"
+    "    id      INTEGER PRIMARY KEY,\n"
+    "    run_id  INTEGER NOT NULL REFERENCES runs(id),\n"
+    "    kind    TEXT NOT NULL,\n"
+    "    path    TEXT NOT NULL,\n"
+    "    sha256  TEXT NOT NULL,\n"
+    "    created TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX artifacts_run ON artifacts(run_id);\n"
+    "CREATE TABLE model_versions (\n"
+    "    version       INTEGER PRIMARY KEY CHECK (version >= 1),\n"
+    "    run_id        INTEGER NOT NULL REFERENCES runs(id),\n"
+    "    family        TEXT NOT NULL,\n"
+    "    bundle_path   TEXT NOT NULL,\n"
+    "    bundle_sha256 TEXT NOT NULL,\n"
+    "    metrics_json  TEXT,\n"
+    "    created       TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE aliases (\n"
+    "    name    TEXT PRIMARY KEY NOT NULL CHECK (name IN ('champion', 'challenger')),\n"
+    "    version INTEGER NOT NULL REFERENCES model_versions(version)\n"
+    ");\n"
+    "CREATE TABLE audit (\n"
+    "    id           INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    at           TEXT NOT NULL,\n"
+    "    actor        TEXT NOT NULL,\n"
+    "    action       TEXT NOT NULL,\n"
+    "    alias        TEXT,\n"
+    "    from_version INTEGER,\n"
+    "    to_version   INTEGER,\n"
+    "    reason       TEXT,\n"
+    "    details_json TEXT\n"
+    ");\n"
+    "CREATE INDEX audit_alias ON audit(alias, id);\n"
+    "CREATE INDEX audit_to ON audit(to_version, action);\n"
+    "CREATE INDEX audit_from ON audit(from_version);\n"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n";
+
+static const char *const migrations[LAYOUT] = {schema_v1};
+
+/* Alias moves, as opposed to decisions that moved nothing. */
+#define MOVES "('alias', 'promote', 'rollback')"
+
+typedef struct sq {
+    sqlite3 *db;
+    char *path;          /* the store as the caller named it, for messages; owned */
+    int read_only;       /* opened with opts.read_only */
+    int busy_timeout_ms; /* budget for waiting on other writers */
+    int test_pause_ms;   /* tests: sleep after the first write of a transaction */
+    int in_write;        /* inside the body of a write transaction */
+    int paused;          /* the test pause was taken in this transaction */
+    int busy;            /* the last failure was SQLITE_BUSY or SQLITE_LOCKED */
+    uint64_t rnd;        /* state for retry jitter */
+} sq;
+
+/* ---- SQLite's memory through ch_malloc --------------------------------- */
+
+/* Each block carries its size in a 16-byte header: SQLite's xSize needs
+ * it, and 16 bytes keep the alignment malloc gives. */
+#define HDR 16
+
+static void *mem_malloc(int n)
+{
+    unsigned char *p;
+    size_t len = n > 0 ? (size_t)n : 0;
+    p = ch_malloc(len + HDR);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, &len, sizeof len);
+    return p + HDR;
+}
+
+static void mem_free(void *p)
+{
+    if (p != NULL)
+        ch_free((unsigned char *)p - HDR);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+    unsigned char *q;
+    size_t len = n > 0 ? (size_t)n : 0;
+    if (p == NULL)
+        return mem_malloc(n);
+    q = ch_realloc((unsigned char *)p - HDR, len + HDR);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, &len, sizeof len);
+    return q + HDR;
+}
+
+static int mem_size(void *p)
+{
+    size_t len;
+    if (p == NULL)
+        return 0;
+    memcpy(&len, (unsigned char *)p - HDR, sizeof len);
+    return (int)len;
+}
+
+static int mem_roundup(int n)
+{
+    return n > INT_MAX - 7 ? n : (n + 7) & ~7;
+}
+
+static int mem_init(void *app)
+{
+    (void)app;
+    return SQLITE_OK;
+}
+
+static void mem_shutdown(void *app)
+{
+    (void)app;
+}
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+/* Hands SQLite our allocator before it starts. This is process-wide
+ * state, which the style keeps out of callers' sight: it is set once,
+ * here, and only changes where SQLite's memory comes from. If something
+ * else in the process started SQLite first, sqlite3_config() refuses
+ * (SQLITE_MISUSE) and SQLite keeps the system allocator, which is also
+ * correct; only fault injection then stops at SQLite's boundary. */
+static void init_sqlite(void)
+{
+    static const sqlite3_mem_methods methods = {mem_malloc,  mem_free, mem_realloc,  mem_size,
+                                                mem_roundup, mem_init, mem_shutdown, NULL};
+    (void)sqlite3_config(SQLITE_CONFIG_MALLOC, &methods);
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- errors and statements --------------------------------------------- */
+
+/* Translates SQLite result 'rc' from the call just made into a ch_err,
+ * copying sqlite3_errmsg() before anything can replace it. 'what' says
+ * what the store was doing. */
+static ch_err db_fail(sq *s, int rc, const char *what, ch_error *err)
+{
+    int prim = rc & 0xff;
+    s->busy = prim == SQLITE_BUSY || prim == SQLITE_LOCKED;
+    if (prim == SQLITE_NOMEM)
+        return ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+    return ch_error_set(err, s->busy ? CH_EBUSY : CH_EDB, "%s: %s: %s", s->path, what,
+                        sqlite3_errmsg(s->db));
+}
+
+/* Prepares the first statement of 'sql' ('*tail' gets the rest, may be
+ * NULL) and binds parameters ?1, ?2, ... from the arguments, one per
+ * character of 'types':
+ *   t  const char *   (NULL binds NULL)
+ *   i  int64_t
+ *   I  int64_t        (0 binds NULL: "no version")
+ *   d  double         (NaN binds NULL, as SQLite does)
+ * '*out' may be NULL on success when 'sql' held only whitespace. */
+static ch_err vprep(sq *s, sqlite3_stmt **out, const char **tail, const char *what, ch_error *err,
+                    const char *sql, const char *types, va_list ap)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, tail);
+    int i;
+
+    if (rc != SQLITE_OK)
+        return db_fail(s, rc, what, err);
+    for (i = 0; types[i] != '\0'; i++) {
+        int k = i + 1;
+        switch (types[i]) {
+        case 't': {
+            const char *v = va_arg(ap, const char *);
+            rc = v != NULL ? sqlite3_bind_text(st, k, v, -1, SQLITE_STATIC)
+                           : sqlite3_bind_null(st, k);
+            break;
+        }
+        case 'i':
+            rc = sqlite3_bind_int64(st, k, va_arg(ap, int64_t));
+            break;
+        case 'I': {
+            int64_t v = va_arg(ap, int64_t);
+            rc = v != 0 ? sqlite3_bind_int64(st, k, v) : sqlite3_bind_null(st, k);
+            break;
+        }
+        case 'd':
+            rc = sqlite3_bind_double(st, k, va_arg(ap, double));
+            break;
+        default:
+            ch_panic("registry: bad bind type '%c'", types[i]);
+        }
+        if (rc != SQLITE_OK) {
+            ch_err e = db_fail(s, rc, what, err);
+            sqlite3_finalize(st);
+            return e;
+        }
+    }
+    *out = st;
+    return CH_OK;
+}
+
+static ch_err prep(sq *s, sqlite3_stmt **out, const char *what, ch_error *err, const char *sql,
+                   const char *types, ...)
+{
+    va_list ap;
+    ch_err rc;
+    va_start(ap, types);
+    rc = vprep(s, out, NULL, what, err, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Steps 'st': '*row' is 1 for a row, 0 when done. In a write transaction
+ * with opts.test_pause_ms set, sleeps after the transaction's first
+ * statement that wrote, so a test can kill the process with a change
+ * pending. */
+static ch_err step(sq *s, sqlite3_stmt *st, int *row, const char *what, ch_error *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *row = 1;
+        return CH_OK;
+    }
+    if (rc != SQLITE_DONE)
+        return db_fail(s, rc, what, err);
+    *row = 0;
+    if (s->in_write && !s->paused && s->test_pause_ms > 0 && !sqlite3_stmt_readonly(st)) {
+        s->paused = 1;
+        sleep_ms(s->test_pause_ms);
+    }
+    return CH_OK;
+}
+
+/* Runs a statement that returns no rows worth reading. */
+static ch_err exec(sq *s, const char *what, ch_error *err, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    ch_err rc;
+    int row = 1;
+
+    va_start(ap, types);
+    rc = vprep(s, &st, NULL, what, err, sql, types, ap);
+    va_end(ap);
+    while (rc == CH_OK && row)
+        rc = step(s, st, &row, what, err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Like prep() for the first statement of 'sql', with '*tail' set to the
+ * rest. */
+static ch_err prep_tail(sq *s, sqlite3_stmt **out, const char **tail, const char *what,
+                        ch_error *err, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    ch_err rc;
+    va_start(ap, types);
+    rc = vprep(s, out, tail, what, err, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Runs every statement of 'script' (no parameters) in order. */
+static ch_err exec_script(sq *s, const char *what, ch_error *err, const char *script)
+{
+    const char *sql = script;
+    ch_err rc = CH_OK;
+
+    while (rc == CH_OK && sql != NULL && sql[0] != '\0') {
+        sqlite3_stmt *st = NULL;
+        const char *tail = NULL;
+        int row = 1;
+        rc = prep_tail(s, &st, &tail, what, err, sql, "");
+        while (rc == CH_OK && st != NULL && row)
+            rc = step(s, st, &row, what, err);
+        sqlite3_finalize(st);
+        sql = tail;
+    }
+    return rc;
+}
+
+/* Runs a query and reads the first column of its first row as an integer.
+ * '*found' is 0 when there is no row or the value is NULL. */
+static ch_err query_i64(sq *s, int64_t *out, int *found, const char *what, ch_error *err,
+                        const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    ch_err rc;
+    int row = 0;
+
+    va_start(ap, types);
+    rc = vprep(s, &st, NULL, what, err, sql, types, ap);
+    va_end(ap);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    *found = 0;
+    if (rc == CH_OK && row && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *out = sqlite3_column_int64(st, 0);
+        *found = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Like query_i64() for a text value, copied into 'out' ('cap' bytes, cut
+ * if longer). */
+static ch_err query_text(sq *s, char *out, size_t cap, int *found, const char *what, ch_error *err,
+                         const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    ch_err rc;
+    int row = 0;
+
+    va_start(ap, types);
+    rc = vprep(s, &st, NULL, what, err, sql, types, ap);
+    va_end(ap);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    *found = 0;
+    if (rc == CH_OK && row && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (t == NULL) {
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        } else {
+            snprintf(out, cap, "%s", (const char *)t);
+            *found = 1;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+typedef ch_err (*txn_body)(sq *s, void *ctx, ch_error *err);
+
+/* Rolls back whatever transaction is open, ignoring errors: after a
+ * failure there is nothing better to do, and SQLite rolls back on close
+ * if even this fails. */
+static void abandon(sq *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Runs 'attempt' again while it fails because the store is busy, with
+ * growing, jittered sleeps, until busy_timeout_ms is spent; then the
+ * error is CH_EBUSY. sqlite3_busy_timeout() already waits inside most
+ * calls; this loop covers the cases where SQLite returns busy at once to
+ * avoid a deadlock (a connection holding a read lock that needs the
+ * write lock, as a journal mode change does), or while another
+ * connection recovers the WAL. */
+static ch_err with_retry(sq *s, txn_body attempt, void *ctx, const char *what, ch_error *err)
+{
+    int64_t deadline = now_ms() + s->busy_timeout_ms;
+    int delay_ms = 1;
+    ch_err rc;
+
+    for (;;) {
+        s->busy = 0;
+        rc = attempt(s, ctx, err);
+        if (rc == CH_OK || !s->busy || now_ms() >= deadline)
+            break;
+        s->rnd = s->rnd * 6364136223846793005ull + 1442695040888963407ull;
+        sleep_ms(delay_ms + (int)((s->rnd >> 33) % (uint64_t)delay_ms));
+        delay_ms = delay_ms < 64 ? delay_ms * 2 : 100;
+    }
+    if (rc != CH_OK && s->busy)
+        return ch_error_set(err, CH_EBUSY,
+                            "%s: %s: another process held the store for more than %d ms", s->path,
+                            what, s->busy_timeout_ms);
+    return rc;
+}
+
+typedef struct txn_ctx {
+    int write;
+    txn_body body;
+    void *ctx;
+    const char *what;
+} txn_ctx;
+
+/* One attempt at a transaction; on failure nothing of it remains. */
+static ch_err txn_attempt(sq *s, void *vc, ch_error *err)
+{
+    txn_ctx *t = vc;
+    ch_err rc;
+
+    abandon(s);
+    rc = exec(s, t->what, err, t->write ? "BEGIN IMMEDIATE" : "BEGIN", "");
+    if (rc == CH_OK) {
+        s->in_write = t->write;
+        s->paused = 0;
+        rc = t->body(s, t->ctx, err);
+        s->in_write = 0;
+        if (rc == CH_OK)
+            rc = exec(s, t->what, err, "COMMIT", "");
+    }
+    if (rc != CH_OK)
+        abandon(s);
+    return rc;
+}
+
+/* Runs 'body' in one transaction, retried whole while the store is busy:
+ * BEGIN IMMEDIATE for a write, so the write lock is held before anything
+ * is read; a plain BEGIN (one consistent snapshot) for a read. */
+static ch_err txn(sq *s, int write, txn_body body, void *ctx, const char *what, ch_error *err)
+{
+    txn_ctx t = {write, body, ctx, what};
+    if (write && s->read_only)
+        return ch_error_set(err, CH_EDB, "%s: %s: the store is open read-only", s->path, what);
+    return with_retry(s, txn_attempt, &t, what, err);
+}
+
+/* ---- shared steps ------------------------------------------------------ */
+
+static ch_err alias_get(sq *s, const char *name, int64_t *version, ch_error *err)
+{
+    int found = 0;
+    ch_err rc = query_i64(s, version, &found, "reading an alias", err,
+                          "SELECT version FROM aliases WHERE name = ?1", "t", name);
+    if (rc == CH_OK && !found)
+        *version = 0;
+    return rc;
+}
+
+static ch_err alias_set(sq *s, const char *name, int64_t version, ch_error *err)
+{
+    return exec(s, "moving an alias", err,
+                "INSERT INTO aliases(name, version) VALUES (?1, ?2) "
+                "ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+                "ti", name, version);
+}
+
+/* Appends an audit row. Its time is the later of now and the previous
+ * row's, so times never decrease with the id. 'from'/'to' 0 mean none. */
+static ch_err audit_add(sq *s, const char *actor, const char *action, const char *alias,
+                        int64_t from, int64_t to, const char *reason, const char *details,
+                        ch_error *err)
+{
+    char at[CH__REGISTRY_TS_LEN];
+    char last[CH__REGISTRY_TS_LEN];
+    int found = 0;
+    ch_err rc;
+
+    ch__registry_now(at);
+    rc = query_text(s, last, sizeof last, &found, "writing the audit log", err,
+                    "SELECT at FROM audit ORDER BY id DESC LIMIT 1", "");
+    if (rc != CH_OK)
+        return rc;
+    if (found && strcmp(last, at) > 0)
+        memcpy(at, last, sizeof at);
+    return exec(s, "writing the audit log", err,
+                "INSERT INTO audit(at, actor, action, alias, from_version, to_version, reason, "
+                "details_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "ttttIItt", at, actor, action, alias, from, to, reason, details);
+}
+
+static ch_err need_row(sq *s, const char *sql, int64_t id, const char *noun, ch_error *err)
+{
+    int64_t one = 0;
+    int found = 0;
+    ch_err rc = query_i64(s, &one, &found, "looking up a row", err, sql, "i", id);
+    if (rc == CH_OK && !found)
+        rc = ch_error_set(err, CH_ENOTFOUND, "%s: no %s %lld", s->path, noun, (long long)id);
+    return rc;
+}
+
+static ch_err need_run(sq *s, int64_t run_id, ch_error *err)
+{
+    return need_row(s, "SELECT 1 FROM runs WHERE id = ?1", run_id, "run", err);
+}
+
+static ch_err need_version(sq *s, int64_t version, ch_error *err)
+{
+    return need_row(s, "SELECT 1 FROM model_versions WHERE version = ?1", version, "model version",
+                    err);
+}
+
+/* ---- open, layout, close ----------------------------------------------- */
+
+static ch_err migrate_body(sq *s, void *ctx, ch_error *err)
+{
+    int64_t layout = 0;
+    int64_t n = 0;
+    int found = 0;
+    char sql[64];
+    ch_err rc;
+
+    (void)ctx;
+    rc = query_i64(s, &layout, &found, "reading the store layout", err, "PRAGMA user_version", "");
+    if (rc != CH_OK)
+        return rc;
+    if (layout > LAYOUT)
+        return ch_error_set(err, CH_EDB,
+                            "%s: the store has layout %lld, newer than this build knows (%d); "
+                            "use a newer churn",
+                            s->path, (long long)layout, LAYOUT);
+    if (layout == 0) {
+        rc = query_i64(s, &n, &found, "reading the store layout", err,
+                       "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite%'", "");
+        if (rc != CH_OK)
+            return rc;
+        if (n > 0)
+            return ch_error_set(err, CH_EDB,
+                                "%s: not a churn registry (it holds other tables and no layout "
+                                "number)",
+                                s->path);
+    }
+    for (; layout < LAYOUT; layout++) {
+        rc = exec_script(s, "creating the store layout", err, migrations[layout]);
+        if (rc != CH_OK)
+            return rc;
+    }
+    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", LAYOUT);
+    return exec(s, "recording the store layout", err, sql, "");
+}
+
+/* Checks the store's 'layout' and brings an older one up to date
+ * (read-write only). */
+static ch_err open_layout(sq *s, int64_t layout, ch_error *err)
+{
+    if (layout > LAYOUT)
+        return ch_error_set(err, CH_EDB,
+                            "%s: the store has layout %lld, newer than this build knows (%d); "
+                            "use a newer churn",
+                            s->path, (long long)layout, LAYOUT);
+    if (layout == LAYOUT)
+        return CH_OK;
+    if (s->read_only) {
+        if (layout == 0)
+            return ch_error_set(err, CH_EDB, "%s: not a churn registry (no layout number)",
+                                s->path);
+        return ch_error_set(err, CH_EDB,
+                            "%s: the store has the older layout %lld; open it read-write once "
+                            "to upgrade it",
+                            s->path, (long long)layout);
+    }
+    return txn(s, 1, migrate_body, NULL, "creating the store layout", err);
+}
+
+/* Connection settings. WAL lets readers run beside a writer; FULL
+ * synchronous makes each commit durable across power loss, which an audit
+ * log wants and a few writes per run can afford. A file system without
+ * WAL support (some network mounts) keeps its journal mode: locking stays
+ * correct, only readers then wait for writers. */
+/* Reads the file, sets the connection up and reads the layout number
+ * into '*ctx' (an int64_t). */
+static ch_err settings_attempt(sq *s, void *ctx, ch_error *err)
+{
+    int64_t n = 0;
+    int found = 0;
+    char mode[16];
+    ch_err rc;
+
+    /* The first statement reads the file: a corrupt one fails here. */
+    rc = query_i64(s, &n, &found, "reading the store", err, "SELECT count(*) FROM sqlite_master",
+                   "");
+    if (rc == CH_OK)
+        rc = exec(s, "configuring the store", err, "PRAGMA foreign_keys = ON", "");
+    if (rc == CH_OK && !s->read_only)
+        rc = query_text(s, mode, sizeof mode, &found, "switching to WAL mode", err,
+                        "PRAGMA journal_mode = WAL", "");
+    if (rc == CH_OK && !s->read_only)
+        rc = exec(s, "configuring the store", err, "PRAGMA synchronous = FULL", "");
+    if (rc == CH_OK)
+        rc = query_i64(s, ctx, &found, "reading the store layout", err, "PRAGMA user_version", "");
+    return rc;
+}
+
+static ch_err configure(sq *s, ch_error *err)
+{
+    int64_t layout = 0;
+    ch_err rc = with_retry(s, settings_attempt, &layout, "opening the store", err);
+    if (rc == CH_OK)
+        rc = open_layout(s, layout, err);
+    return rc;
+}
+
+static void sq_close(void *be)
+{
+    sq *s = be;
+    if (s == NULL)
+        return;
+    if (s->db != NULL) {
+        abandon(s);
+        sqlite3_close_v2(s->db);
+    }
+    ch_free(s->path);
+    ch_free(s);
+}
+
+/* Opens the SQLite file 'target'. A name that starts with "file:" gets
+ * "./" in front: this SQLite is built to read such names as URIs, and a
+ * plain path must stay a path. */
+static ch_err sq_open(const char *target, const ch_registry_opts *o, void **out, ch_error *err)
+{
+    sq *s;
+    char *name = NULL;
+    int flags;
+    int rc;
+    ch_err e = CH_OK;
+
+    s = ch_calloc(1, sizeof *s);
+    if (s == NULL)
+        return ch_error_set(err, CH_ENOMEM, "%s: out of memory opening the store", target);
+    s->read_only = o->read_only != 0;
+    s->busy_timeout_ms = o->busy_timeout_ms;
+    s->test_pause_ms = o->test_pause_ms;
+    s->rnd = (uint64_t)(uintptr_t)s ^ (uint64_t)now_ms();
+    s->path = ch_strdup(target);
+    if (s->path == NULL) {
+        e = ch_error_set(err, CH_ENOMEM, "%s: out of memory opening the store", target);
+        goto fail;
+    }
+    pthread_once(&init_once, init_sqlite);
+    rc = sqlite3_initialize();
+    if (rc != SQLITE_OK) {
+        e = ch_error_set(err, (rc & 0xff) == SQLITE_NOMEM ? CH_ENOMEM : CH_EDB,
+                         "%s: cannot start SQLite: %s", target, sqlite3_errstr(rc));
+        goto fail;
+    }
+    if (strncmp(target, "file:", 5) == 0) {
+        size_t len = strlen(target);
+        name = ch_malloc(len + 3);
+        if (name == NULL) {
+            e = ch_error_set(err, CH_ENOMEM, "%s: out of memory opening the store", target);
+            goto fail;
+        }
+        memcpy(name, "./", 2);
+        memcpy(name + 2, target, len + 1);
+    }
+    flags = s->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    /* One handle per thread (registry.h), so SQLite's per-connection
+     * mutex would only cost time. */
+    flags |= SQLITE_OPEN_NOMUTEX;
+    rc = sqlite3_open_v2(name != NULL ? name : target, &s->db, flags, NULL);
+    ch_free(name);
+    if (rc != SQLITE_OK) {
+        e = ch_error_set(err, (rc & 0xff) == SQLITE_NOMEM ? CH_ENOMEM : CH_EDB,
+                         "%s: cannot open the store: %s", target,
+                         s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+    if (!s->read_only && sqlite3_db_readonly(s->db, "main") == 1) {
+        e = ch_error_set(err, CH_EDB,
+                         "%s: the store is not writable (open it read-only to read it)", target);
+        goto fail;
+    }
+    e = configure(s, err);
+    if (e != CH_OK)
+        goto fail;
+    *out = s;
+    return CH_OK;
+fail:
+    sq_close(s);
+    return e;
+}
+
+/* ---- runs and datasets ------------------------------------------------- */
+
+typedef struct ds_ctx {
+    const char *sha256;
+    const char *path;
+    int64_t n_rows;
+} ds_ctx;
+
+static ch_err ds_body(sq *s, void *vc, ch_error *err)
+{
+    ds_ctx *c = vc;
+    char now[CH__REGISTRY_TS_LEN];
+    ch__registry_now(now);
+    return exec(s, "recording a dataset", err,
+                "INSERT INTO datasets(sha256, path, n_rows, first_seen) VALUES (?1, ?2, ?3, ?4) "
+                "ON CONFLICT(sha256) DO NOTHING",
+                "ttit", c->sha256, c->path, c->n_rows, now);
+}
+
+static ch_err sq_add_dataset(void *be, const char *sha256, const char *path, int64_t n_rows,
+                             ch_error *err)
+{
+    ds_ctx c = {sha256, path, n_rows};
+    return txn(be, 1, ds_body, &c, "recording a dataset", err);
+}
+
+typedef struct run_ctx {
+    int64_t id;
+    const char *dataset;
+    const char *config;
+    const char *lineage;
+    const char *status;
+    const char *summary;
+    double seconds;
+    const char *scope;
+    const char *name;
+    double value;
+    const char *kind;
+    const char *path;
+    const char *sha256;
+} run_ctx;
+
+static ch_err run_begin_body(sq *s, void *vc, ch_error *err)
+{
+    run_ctx *c = vc;
+    char now[CH__REGISTRY_TS_LEN];
+    int64_t one = 0;
+    int found = 0;
+    ch_err rc;
+
+    if (c->dataset != NULL) {
+        rc = query_i64(s, &one, &found, "looking up a dataset", err,
+                       "SELECT 1 FROM datasets WHERE sha256 = ?1", "t", c->dataset);
+        if (rc != CH_OK)
+            return rc;
+        if (!found)
+            return ch_error_set(err, CH_ENOTFOUND, "%s: no dataset %.16s... (add it first)",
+                                s->path, c->dataset);
+    }
+    ch__registry_now(now);
+    rc = exec(s, "starting a run", err,
+              "INSERT INTO runs(started, status, dataset_sha256, config_json, lineage_json) "
+              "VALUES (?1, 'running', ?2, ?3, ?4)",
+              "tttt", now, c->dataset, c->config, c->lineage);
+    if (rc == CH_OK)
+        c->id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static ch_err sq_run_begin(void *be, const char *dataset_sha256, const char *config_json,
+                           const char *lineage_json, int64_t *run_id, ch_error *err)
+{
+    run_ctx c = {0};
+    ch_err rc;
+    c.dataset = dataset_sha256;
+    c.config = config_json;
+    c.lineage = lineage_json;
+    rc = txn(be, 1, run_begin_body, &c, "starting a run", err);
+    if (rc == CH_OK)
+        *run_id = c.id;
+    return rc;
+}
+
+static ch_err run_metric_body(sq *s, void *vc, ch_error *err)
+{
+    run_ctx *c = vc;
+    ch_err rc = need_run(s, c->id, err);
+    if (rc != CH_OK)
+        return rc;
+    /* The same metric recorded twice (a retried step) keeps the last value. */
+    return exec(s, "recording a metric", err,
+                "INSERT INTO metrics(run_id, scope, name, value) VALUES (?1, ?2, ?3, ?4) "
+                "ON CONFLICT(run_id, scope, name) DO UPDATE SET value = excluded.value",
+                "ittd", c->id, c->scope, c->name, c->value);
+}
+
+static ch_err sq_run_metric(void *be, int64_t run_id, const char *scope, const char *name,
+                            double value, ch_error *err)
+{
+    run_ctx c = {0};
+    c.id = run_id;
+    c.scope = scope;
+    c.name = name;
+    c.value = value;
+    return txn(be, 1, run_metric_body, &c, "recording a metric", err);
+}
+
+static ch_err run_end_body(sq *s, void *vc, ch_error *err)
+{
+    run_ctx *c = vc;
+    char status[16];
+    char now[CH__REGISTRY_TS_LEN];
+    int found = 0;
+    ch_err rc;
+
+    rc = query_text(s, status, sizeof status, &found, "ending a run", err,
+                    "SELECT status FROM runs WHERE id = ?1", "i", c->id);
+    if (rc != CH_OK)
+        return rc;
+    if (!found)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no run %lld", s->path, (long long)c->id);
+    if (strcmp(status, "running") != 0)
+        return ch_error_set(err, CH_EINVAL, "%s: run %lld has already ended (%s)", s->path,
+                            (long long)c->id, status);
+    ch__registry_now(now);
+    return exec(s, "ending a run", err,
+                "UPDATE runs SET ended = ?2, status = ?3, seconds = ?4, summary_json = ?5 "
+                "WHERE id = ?1",
+                "ittdt", c->id, now, c->status, c->seconds, c->summary);
+}
+
+static ch_err sq_run_end(void *be, int64_t run_id, const char *status, const char *summary_json,
+                         double seconds, ch_error *err)
+{
+    run_ctx c = {0};
+    c.id = run_id;
+    c.status = status;
+    c.summary = summary_json;
+    c.seconds = seconds;
+    return txn(be, 1, run_end_body, &c, "ending a run", err);
+}
+
+static ch_err artifact_body(sq *s, void *vc, ch_error *err)
+{
+    run_ctx *c = vc;
+    char now[CH__REGISTRY_TS_LEN];
+    ch_err rc = need_run(s, c->id, err);
+    if (rc != CH_OK)
+        return rc;
+    ch__registry_now(now);
+    return exec(s, "recording an artifact", err,
+                "INSERT INTO artifacts(run_id, kind, path, sha256, created) "
+                "VALUES (?1, ?2, ?3, ?4, ?5)",
+                "itttt", c->id, c->kind, c->path, c->sha256, now);
+}
+
+static ch_err sq_add_artifact(void *be, int64_t run_id, const char *kind, const char *path,
+                              const char *sha256, ch_error *err)
+{
+    run_ctx c = {0};
+    c.id = run_id;
+    c.kind = kind;
+    c.path = path;
+    c.sha256 = sha256;
+    return txn(be, 1, artifact_body, &c, "recording an artifact", err);
+}
+
+/* ---- model versions and aliases ---------------------------------------- */
+
+typedef struct reg_ctx {
+    const ch__registration *reg;
+    int64_t version; /* out */
+} reg_ctx;
+
+/* Registration: the version, its audit row, the challenger move and its
+ * row, and, on a store without a champion, the champion move and its row.
+ * The version number is read under the write lock, so concurrent writers
+ * get distinct, gap-free numbers. */
+static ch_err register_body(sq *s, void *vc, ch_error *err)
+{
+    reg_ctx *c = vc;
+    const ch__registration *g = c->reg;
+    char now[CH__REGISTRY_TS_LEN];
+    int64_t v = 0;
+    int64_t old = 0;
+    int found = 0;
+    ch_buf d;
+    ch_err rc;
+
+    rc = need_run(s, g->run_id, err);
+    if (rc == CH_OK)
+        rc = query_i64(s, &v, &found, "numbering a model version", err,
+                       "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions", "");
+    if (rc != CH_OK)
+        return rc;
+    ch__registry_now(now);
+    rc = exec(s, "registering a model version", err,
+              "INSERT INTO model_versions(version, run_id, family, bundle_path, bundle_sha256, "
+              "metrics_json, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+              "iittttt", v, g->run_id, g->family, g->bundle_path, g->bundle_sha256, g->metrics_json,
+              now);
+    if (rc != CH_OK)
+        return rc;
+
+    ch_buf_init(&d, 1 << 16);
+    ch_buf_printf(&d, "{\"run_id\":%lld,\"family\":", (long long)g->run_id);
+    ch_buf_json_str(&d, g->family, strlen(g->family));
+    ch_buf_puts(&d, ",\"bundle_sha256\":");
+    ch_buf_json_str(&d, g->bundle_sha256, strlen(g->bundle_sha256));
+    ch_buf_putc(&d, '}');
+    if (ch_buf_status(&d) != CH_OK)
+        return ch_error_set(err, CH_ENOMEM, "%s: out of memory writing the audit log", s->path);
+    rc = audit_add(s, g->actor, "register", NULL, 0, v, g->reason, d.data, err);
+    ch_buf_reset(&d);
+
+    if (rc == CH_OK)
+        rc = alias_get(s, CH__ALIAS_CHALLENGER, &old, err);
+    if (rc == CH_OK)
+        rc = alias_set(s, CH__ALIAS_CHALLENGER, v, err);
+    if (rc == CH_OK)
+        rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHALLENGER, old, v, g->reason, NULL, err);
+    if (rc == CH_OK)
+        rc = alias_get(s, CH__ALIAS_CHAMPION, &old, err);
+    if (rc == CH_OK && old == 0) {
+        rc = alias_set(s, CH__ALIAS_CHAMPION, v, err);
+        if (rc == CH_OK)
+            rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHAMPION, 0, v, g->reason, NULL, err);
+    }
+    if (rc == CH_OK)
+        c->version = v;
+    return rc;
+}
+
+static ch_err sq_register(void *be, const ch__registration *reg, int64_t *version, ch_error *err)
+{
+    reg_ctx c = {reg, 0};
+    ch_err rc = txn(be, 1, register_body, &c, "registering a model version", err);
+    if (rc == CH_OK)
+        *version = c.version;
+    return rc;
+}
+
+typedef struct promote_ctx {
+    const ch_promotion *p;
+    const char *actor;
+    const char *reason;
+    int64_t champion; /* out: the champion the gate compared against */
+    int refused;      /* out: the gate failed and the refusal was audited */
+} promote_ctx;
+
+/* Promotion: the champion is read under the write lock, so the gate
+ * decides on the state it changes. A refusal is committed too: its audit
+ * row is the record that someone tried. Promoting the current champion
+ * changes nothing and writes nothing (a retried call after a lost reply
+ * must not create a from == to row, which rollback would follow to
+ * itself). */
+static ch_err promote_body(sq *s, void *vc, ch_error *err)
+{
+    promote_ctx *c = vc;
+    const ch_promotion *p = c->p;
+    int64_t champ = 0;
+    ch_buf d;
+    ch_err rc;
+
+    c->refused = 0;
+    rc = need_version(s, p->version, err);
+    if (rc == CH_OK)
+        rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
+    if (rc != CH_OK)
+        return rc;
+    c->champion = champ;
+    if (champ == p->version)
+        return CH_OK;
+    ch_buf_init(&d, 1 << 16);
+    if (ch__registry_promotion_details(&d, p, champ) != CH_OK)
+        return ch_error_set(err, CH_ENOMEM, "%s: out of memory writing the audit log", s->path);
+    if (p->force || ch__registry_gate_passes(p, champ)) {
+        rc = alias_set(s, CH__ALIAS_CHAMPION, p->version, err);
+        if (rc == CH_OK)
+            rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, p->version, c->reason,
+                           d.data, err);
+    } else {
+        rc = audit_add(s, c->actor, "promote-refused", CH__ALIAS_CHAMPION, champ, p->version,
+                       c->reason, d.data, err);
+        c->refused = 1;
+    }
+    ch_buf_reset(&d);
+    return rc;
+}
+
+static ch_err sq_promote(void *be, const ch_promotion *p, const char *actor, const char *reason,
+                         ch_error *err)
+{
+    promote_ctx c = {p, actor, reason, 0, 0};
+    ch_err rc = txn(be, 1, promote_body, &c, "promoting a model version", err);
+    if (rc == CH_OK && c.refused)
+        return ch__registry_refused(err, p, c.champion);
+    return rc;
+}
+
+typedef struct rollback_ctx {
+    const char *actor;
+    const char *reason;
+    int64_t version; /* out */
+} rollback_ctx;
+
+/* Rollback follows the promotion that made the current champion: the
+ * latest "promote" row whose 'to' is the champion names the version to
+ * return to. Repeated rollbacks therefore walk back one promotion at a
+ * time, and a champion restored by rollback walks back from its own
+ * promotion. */
+static ch_err rollback_body(sq *s, void *vc, ch_error *err)
+{
+    rollback_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "rolling back the champion";
+    int64_t champ = 0;
+    int64_t target = 0;
+    int64_t audit_id = 0;
+    int row = 0;
+    char details[64];
+    ch_err rc;
+
+    rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
+    if (rc != CH_OK)
+        return rc;
+    if (champ == 0)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: there is no champion to roll back", s->path);
+    rc = prep(s, &st, what, err,
+              "SELECT id, from_version FROM audit WHERE action = 'promote' AND to_version = ?1 "
+              "ORDER BY id DESC LIMIT 1",
+              "i", champ);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && row && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+        audit_id = sqlite3_column_int64(st, 0);
+        target = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != CH_OK)
+        return rc;
+    if (target == 0)
+        return ch_error_set(err, CH_ENOTFOUND,
+                            "%s: champion v%lld was not made by a promotion from an earlier "
+                            "champion; nothing to roll back to",
+                            s->path, (long long)champ);
+    rc = need_version(s, target, err);
+    if (rc == CH_OK)
+        rc = alias_set(s, CH__ALIAS_CHAMPION, target, err);
+    snprintf(details, sizeof details, "{\"undoes_audit_id\":%lld}", (long long)audit_id);
+    if (rc == CH_OK)
+        rc = audit_add(s, c->actor, "rollback", CH__ALIAS_CHAMPION, champ, target, c->reason,
+                       details, err);
+    if (rc == CH_OK)
+        c->version = target;
+    return rc;
+}
+
+static ch_err sq_rollback(void *be, const char *actor, const char *reason, int64_t *version,
+                          ch_error *err)
+{
+    rollback_ctx c = {actor, reason, 0};
+    ch_err rc = txn(be, 1, rollback_body, &c, "rolling back the champion", err);
+    if (rc == CH_OK)
+        *version = c.version;
+    return rc;
+}
+
+typedef struct resolve_ctx {
+    const ch__registry_ref *ref;
+    int64_t version; /* out */
+    ch_buf *path;    /* out */
+} resolve_ctx;
+
+static ch_err resolve_body(sq *s, void *vc, ch_error *err)
+{
+    resolve_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "resolving a model version";
+    int row = 0;
+    ch_err rc;
+
+    if (c->ref->alias != NULL)
+        rc = prep(s, &st, what, err,
+                  "SELECT m.version, m.bundle_path FROM aliases a "
+                  "JOIN model_versions m ON m.version = a.version WHERE a.name = ?1",
+                  "t", c->ref->alias);
+    else
+        rc = prep(s, &st, what, err,
+                  "SELECT version, bundle_path FROM model_versions WHERE version = ?1", "i",
+                  c->ref->version);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && !row) {
+        if (c->ref->alias != NULL)
+            rc = ch_error_set(err, CH_ENOTFOUND, "%s: alias \"%s\" is not set", s->path,
+                              c->ref->alias);
+        else
+            rc = ch_error_set(err, CH_ENOTFOUND, "%s: no model version %lld", s->path,
+                              (long long)c->ref->version);
+    }
+    if (rc == CH_OK) {
+        const char *p = (const char *)sqlite3_column_text(st, 1);
+        if (p == NULL)
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        else if (ch_buf_append(c->path, p, (size_t)sqlite3_column_bytes(st, 1)) != CH_OK)
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        c->version = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_resolve(void *be, const ch__registry_ref *ref, int64_t *version, ch_buf *path,
+                         ch_error *err)
+{
+    resolve_ctx c = {ref, 0, path};
+    ch_err rc = txn(be, 0, resolve_body, &c, "resolving a model version", err);
+    if (rc == CH_OK)
+        *version = c.version;
+    return rc;
+}
+
+/* ---- JSON rendering ---------------------------------------------------- */
+
+/* One JSON object being written from the current row of 'st'. 'rc' is
+ * sticky: CH_ENOMEM when SQLite could not convert a value. */
+typedef struct obj {
+    ch_buf *b;
+    sqlite3_stmt *st;
+    int first;
+    ch_err rc;
+} obj;
+
+static void obj_open(obj *o, ch_buf *b, sqlite3_stmt *st)
+{
+    o->b = b;
+    o->st = st;
+    o->first = 1;
+    o->rc = CH_OK;
+    ch_buf_putc(b, '{');
+}
+
+static const char *col_text(obj *o, int col, size_t *len)
+{
+    const char *t = (const char *)sqlite3_column_text(o->st, col);
+    *len = (size_t)sqlite3_column_bytes(o->st, col);
+    if (t == NULL)
+        o->rc = CH_ENOMEM;
+    return t;
+}
+
+static void o_text(obj *o, const char *key, int col)
+{
+    size_t len = 0;
+    const char *t;
+    ch__json_key(o->b, &o->first, key);
+    if (sqlite3_column_type(o->st, col) == SQLITE_NULL) {
+        ch_buf_puts(o->b, "null");
+        return;
+    }
+    t = col_text(o, col, &len);
+    if (t != NULL)
+        ch_buf_json_str(o->b, t, len);
+}
+
+static void o_int(obj *o, const char *key, int col)
+{
+    ch__json_key(o->b, &o->first, key);
+    if (sqlite3_column_type(o->st, col) == SQLITE_NULL)
+        ch_buf_puts(o->b, "null");
+    else
+        ch__json_int(o->b, sqlite3_column_int64(o->st, col));
+}
+
+static void o_num(obj *o, const char *key, int col)
+{
+    ch__json_key(o->b, &o->first, key);
+    if (sqlite3_column_type(o->st, col) == SQLITE_NULL)
+        ch_buf_puts(o->b, "null");
+    else
+        ch_buf_json_num(o->b, sqlite3_column_double(o->st, col));
+}
+
+/* A stored JSON text, embedded as a value. */
+static void o_json(obj *o, const char *key, int col)
+{
+    size_t len = 0;
+    const char *t;
+    ch__json_key(o->b, &o->first, key);
+    if (sqlite3_column_type(o->st, col) == SQLITE_NULL) {
+        ch_buf_puts(o->b, "null");
+        return;
+    }
+    t = col_text(o, col, &len);
+    if (t != NULL && ch__json_embed(o->b, t, len) == CH_ENOMEM)
+        o->rc = CH_ENOMEM;
+}
+
+/* Ends an object; returns its sticky status, the buffer's included. */
+static ch_err obj_close(obj *o)
+{
+    ch_buf_putc(o->b, '}');
+    if (o->rc != CH_OK)
+        return o->rc;
+    return ch_buf_status(o->b);
+}
+
+/* Maps a rendering failure to an error message. */
+static ch_err render_fail(sq *s, ch_err rc, ch_error *err)
+{
+    if (rc == CH_ELIMIT)
+        return ch_error_set(err, rc, "%s: the listing exceeds the output buffer's cap", s->path);
+    return ch_error_set(err, rc, "%s: out of memory rendering a listing", s->path);
+}
+
+/* Columns 0..6 of RUN_COLS, as a run's summary fields (no closing brace). */
+#define RUN_COLS "id, started, ended, status, seconds, dataset_sha256, summary_json"
+
+static void run_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_text(o, "started", 1);
+    o_text(o, "ended", 2);
+    o_text(o, "status", 3);
+    o_num(o, "seconds", 4);
+    o_text(o, "dataset", 5);
+    o_json(o, "summary", 6);
+}
+
+typedef struct list_ctx {
+    ch_buf *b;
+    int64_t id;    /* run or version; 0 for whole lists */
+    int64_t limit; /* -1: all */
+} list_ctx;
+
+/* Writes every row of 'st' as an object made by 'fields', comma
+ * separated. */
+static ch_err rows(sq *s, sqlite3_stmt *st, ch_buf *b, void (*fields)(obj *), const char *what,
+                   ch_error *err)
+{
+    int row = 1;
+    int n = 0;
+    ch_err rc = CH_OK;
+
+    for (;;) {
+        obj o;
+        rc = step(s, st, &row, what, err);
+        if (rc != CH_OK || !row)
+            break;
+        if (n++ > 0)
+            ch_buf_putc(b, ',');
+        obj_open(&o, b, st);
+        fields(&o);
+        rc = obj_close(&o);
+        if (rc != CH_OK) {
+            rc = render_fail(s, rc, err);
+            break;
+        }
+    }
+    return rc;
+}
+
+static ch_err runs_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing runs";
+    ch_err rc = prep(s, &st, what, err, "SELECT " RUN_COLS " FROM runs ORDER BY id DESC LIMIT ?1",
+                     "i", c->limit);
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    rc = rows(s, st, c->b, run_fields, what, err);
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_runs_json(void *be, size_t limit, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit};
+    return txn(be, 0, runs_body, &c, "listing runs", err);
+}
+
+static void metric_fields(obj *o)
+{
+    o_text(o, "scope", 0);
+    o_text(o, "name", 1);
+    o_num(o, "value", 2);
+}
+
+static void artifact_fields(obj *o)
+{
+    o_text(o, "kind", 0);
+    o_text(o, "path", 1);
+    o_text(o, "sha256", 2);
+    o_text(o, "created", 3);
+}
+
+/* Writes '"key":[rows of sql]' where 'sql' takes the id as ?1. */
+static ch_err sub_list(sq *s, ch_buf *b, const char *key, const char *sql, int64_t id,
+                       void (*fields)(obj *), const char *what, ch_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    ch_err rc = prep(s, &st, what, err, sql, "i", id);
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(b, ',');
+    ch_buf_json_str(b, key, strlen(key));
+    ch_buf_puts(b, ":[");
+    rc = rows(s, st, b, fields, what, err);
+    ch_buf_putc(b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err run_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "reading a run";
+    int row = 0;
+    obj o;
+    ch_err rc;
+
+    rc = prep(s, &st, what, err,
+              "SELECT " RUN_COLS ", config_json, lineage_json FROM runs WHERE id = ?1", "i", c->id);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && !row)
+        rc = ch_error_set(err, CH_ENOTFOUND, "%s: no run %lld", s->path, (long long)c->id);
+    if (rc != CH_OK) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    obj_open(&o, c->b, st);
+    run_fields(&o);
+    o_json(&o, "config", 7);
+    o_json(&o, "lineage", 8);
+    rc = o.rc != CH_OK ? render_fail(s, o.rc, err) : CH_OK;
+    sqlite3_finalize(st);
+    if (rc == CH_OK)
+        rc = sub_list(s, c->b, "metrics",
+                      "SELECT scope, name, value FROM metrics WHERE run_id = ?1 ORDER BY rowid",
+                      c->id, metric_fields, what, err);
+    if (rc == CH_OK)
+        rc = sub_list(s, c->b, "artifacts",
+                      "SELECT kind, path, sha256, created FROM artifacts WHERE run_id = ?1 "
+                      "ORDER BY id",
+                      c->id, artifact_fields, what, err);
+    ch_buf_putc(c->b, '}');
+    return rc;
+}
+
+static ch_err sq_run_json(void *be, int64_t run_id, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, run_id, -1};
+    return txn(be, 0, run_body, &c, "reading a run", err);
+}
+
+#define AUDIT_COLS "id, at, actor, action, alias, from_version, to_version, reason, details_json"
+
+static void audit_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_text(o, "at", 1);
+    o_text(o, "actor", 2);
+    o_text(o, "action", 3);
+    o_text(o, "alias", 4);
+    o_int(o, "from", 5);
+    o_int(o, "to", 6);
+    o_text(o, "reason", 7);
+    o_json(o, "details", 8);
+}
+
+#define MODEL_COLS "version, run_id, family, bundle_path, bundle_sha256, created, metrics_json"
+
+/* The aliases, read once per listing: the set is closed and tiny. */
+typedef struct alias_now {
+    int64_t champion;
+    int64_t challenger;
+} alias_now;
+
+static void model_fields(obj *o, const alias_now *a)
+{
+    int64_t v = sqlite3_column_int64(o->st, 0);
+    int n = 0;
+    o_int(o, "version", 0);
+    o_int(o, "run_id", 1);
+    o_text(o, "family", 2);
+    o_text(o, "bundle", 3);
+    o_text(o, "sha256", 4);
+    o_text(o, "created", 5);
+    o_json(o, "metrics", 6);
+    ch__json_key(o->b, &o->first, "aliases");
+    ch_buf_putc(o->b, '[');
+    if (a->champion == v) {
+        ch_buf_puts(o->b, "\"" CH__ALIAS_CHAMPION "\"");
+        n++;
+    }
+    if (a->challenger == v)
+        ch_buf_puts(o->b, n > 0 ? ",\"" CH__ALIAS_CHALLENGER "\"" : "\"" CH__ALIAS_CHALLENGER "\"");
+    ch_buf_putc(o->b, ']');
+}
+
+static ch_err read_aliases(sq *s, alias_now *a, ch_error *err)
+{
+    ch_err rc = alias_get(s, CH__ALIAS_CHAMPION, &a->champion, err);
+    if (rc == CH_OK)
+        rc = alias_get(s, CH__ALIAS_CHALLENGER, &a->challenger, err);
+    return rc;
+}
+
+static ch_err models_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing model versions";
+    alias_now a;
+    int row = 1;
+    int n = 0;
+    ch_err rc;
+
+    rc = read_aliases(s, &a, err);
+    if (rc == CH_OK)
+        rc = prep(s, &st, what, err,
+                  "SELECT " MODEL_COLS " FROM model_versions ORDER BY version DESC", "");
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    for (;;) {
+        obj o;
+        rc = step(s, st, &row, what, err);
+        if (rc != CH_OK || !row)
+            break;
+        if (n++ > 0)
+            ch_buf_putc(c->b, ',');
+        obj_open(&o, c->b, st);
+        model_fields(&o, &a);
+        rc = obj_close(&o);
+        if (rc != CH_OK) {
+            rc = render_fail(s, rc, err);
+            break;
+        }
+    }
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_models_json(void *be, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, -1};
+    return txn(be, 0, models_body, &c, "listing model versions", err);
+}
+
+static ch_err model_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "reading a model version";
+    alias_now a;
+    int row = 0;
+    obj o;
+    ch_err rc;
+
+    rc = read_aliases(s, &a, err);
+    if (rc == CH_OK)
+        rc = prep(s, &st, what, err, "SELECT " MODEL_COLS " FROM model_versions WHERE version = ?1",
+                  "i", c->id);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && !row)
+        rc =
+            ch_error_set(err, CH_ENOTFOUND, "%s: no model version %lld", s->path, (long long)c->id);
+    if (rc != CH_OK) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    obj_open(&o, c->b, st);
+    model_fields(&o, &a);
+    rc = o.rc != CH_OK ? render_fail(s, o.rc, err) : CH_OK;
+    sqlite3_finalize(st);
+    if (rc == CH_OK)
+        rc = sub_list(s, c->b, "audit",
+                      "SELECT " AUDIT_COLS " FROM audit WHERE from_version = ?1 OR to_version = ?1 "
+                      "ORDER BY id",
+                      c->id, audit_fields, what, err);
+    ch_buf_putc(c->b, '}');
+    return rc;
+}
+
+static ch_err sq_model_json(void *be, int64_t version, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, version, -1};
+    return txn(be, 0, model_body, &c, "reading a model version", err);
+}
+
+static ch_err audit_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "reading the audit log";
+    ch_err rc = prep(s, &st, what, err, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", "");
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    rc = rows(s, st, c->b, audit_fields, what, err);
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_audit_json(void *be, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, -1};
+    return txn(be, 0, audit_body, &c, "reading the audit log", err);
+}
+
+/* ---- invariants -------------------------------------------------------- */
+
+static ch_err violation(sq *s, ch_error *err, const char *fmt, ...) CH_PRINTF(3, 4);
+
+static ch_err violation(sq *s, ch_error *err, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ch_error_set(err, CH_EDB, "%s: check failed: %s", s->path, msg);
+}
+
+/* Whether 't' has the layout "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+static int is_stamp(const char *t, size_t len)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    size_t i;
+    if (len != sizeof shape - 1)
+        return 0;
+    for (i = 0; i < len; i++) {
+        if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Audit ids increase (by construction of ORDER BY id, so this checks for
+ * duplicates) and times, well-formed, never decrease. */
+static ch_err check_audit_order(sq *s, ch_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    const char *what = "checking the audit log";
+    char prev_at[CH__REGISTRY_TS_LEN] = "";
+    int64_t prev_id = 0;
+    int row = 1;
+    ch_err rc = prep(s, &st, what, err, "SELECT id, at FROM audit ORDER BY id", "");
+
+    while (rc == CH_OK) {
+        int64_t id;
+        const char *at;
+        size_t len;
+        rc = step(s, st, &row, what, err);
+        if (rc != CH_OK || !row)
+            break;
+        id = sqlite3_column_int64(st, 0);
+        at = (const char *)sqlite3_column_text(st, 1);
+        len = (size_t)sqlite3_column_bytes(st, 1);
+        if (at == NULL || !is_stamp(at, len))
+            rc = violation(s, err, "audit row %lld has a malformed time", (long long)id);
+        else if (id <= prev_id)
+            rc = violation(s, err, "audit id %lld does not increase", (long long)id);
+        else if (strcmp(at, prev_at) < 0)
+            rc = violation(s, err, "audit row %lld (%s) is earlier than row %lld (%s)",
+                           (long long)id, at, (long long)prev_id, prev_at);
+        else {
+            prev_id = id;
+            memcpy(prev_at, at, len + 1);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err check_body(sq *s, void *vc, ch_error *err)
+{
+    static const char *const names[] = {CH__ALIAS_CHAMPION, CH__ALIAS_CHALLENGER};
+    char text[160];
+    int64_t n = 0;
+    int64_t m = 0;
+    int found = 0;
+    size_t i;
+    ch_err rc;
+
+    (void)vc;
+    rc = query_text(s, text, sizeof text, &found, "checking integrity", err,
+                    "PRAGMA integrity_check", "");
+    if (rc == CH_OK && (!found || strcmp(text, "ok") != 0))
+        rc = violation(s, err, "integrity_check: %s", found ? text : "no result");
+    if (rc == CH_OK)
+        rc = query_text(s, text, sizeof text, &found, "checking foreign keys", err,
+                        "PRAGMA foreign_key_check", "");
+    if (rc == CH_OK && found)
+        rc = violation(s, err, "table %s has a row that refers to a missing row", text);
+    if (rc == CH_OK)
+        rc = query_i64(s, &n, &found, "checking the audit log", err,
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                       "('audit_no_update', 'audit_no_delete')",
+                       "");
+    if (rc == CH_OK && n != 2)
+        rc = violation(s, err, "the audit log's append-only triggers are missing");
+    if (rc == CH_OK)
+        rc = query_text(s, text, sizeof text, &found, "checking aliases", err,
+                        "SELECT a.name FROM aliases a LEFT JOIN model_versions m "
+                        "ON m.version = a.version WHERE m.version IS NULL",
+                        "");
+    if (rc == CH_OK && found)
+        rc = violation(s, err, "alias %s points at a missing version", text);
+    for (i = 0; rc == CH_OK && i < sizeof names / sizeof names[0]; i++) {
+        int64_t cur = 0;
+        int64_t last = 0;
+        rc = alias_get(s, names[i], &cur, err);
+        if (rc == CH_OK)
+            rc = query_i64(s, &last, &found, "checking aliases", err,
+                           "SELECT to_version FROM audit WHERE alias = ?1 AND action IN " MOVES
+                           " ORDER BY id DESC LIMIT 1",
+                           "t", names[i]);
+        if (rc == CH_OK && !found)
+            last = 0;
+        if (rc == CH_OK && cur != last)
+            rc = violation(s, err, "alias %s is v%lld but its last audited move is to v%lld",
+                           names[i], (long long)cur, (long long)last);
+    }
+    if (rc == CH_OK)
+        rc = query_i64(s, &n, &found, "checking model versions", err,
+                       "SELECT version FROM model_versions m WHERE NOT EXISTS (SELECT 1 FROM audit "
+                       "WHERE action = 'register' AND to_version = m.version) LIMIT 1",
+                       "");
+    if (rc == CH_OK && found)
+        rc = violation(s, err, "version %lld has no registration audit row", (long long)n);
+    if (rc == CH_OK)
+        rc = query_i64(s, &n, &found, "checking model versions", err,
+                       "SELECT count(*) FROM model_versions", "");
+    if (rc == CH_OK)
+        rc = query_i64(s, &m, &found, "checking model versions", err,
+                       "SELECT COALESCE(MAX(version), 0) FROM model_versions", "");
+    if (rc == CH_OK && n != m)
+        rc = violation(s, err, "version numbers have gaps (%lld versions, highest %lld)",
+                       (long long)n, (long long)m);
+    if (rc == CH_OK)
+        rc = check_audit_order(s, err);
+    return rc;
+}
+
+static ch_err sq_check(void *be, ch_error *err)
+{
+    return txn(be, 0, check_body, NULL, "checking the store", err);
+}
+
+const ch__registry_ops ch__registry_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .add_dataset = sq_add_dataset,
+    .run_begin = sq_run_begin,
+    .run_metric = sq_run_metric,
+    .run_end = sq_run_end,
+    .add_artifact = sq_add_artifact,
+    .register_version = sq_register,
+    .promote = sq_promote,
+    .rollback = sq_rollback,
+    .resolve = sq_resolve,
+    .runs_json = sq_runs_json,
+    .run_json = sq_run_json,
+    .models_json = sq_models_json,
+    .model_json = sq_model_json,
+    .audit_json = sq_audit_json,
+    .check = sq_check,
+};
