@@ -79,6 +79,10 @@ CH_API CH_NODISCARD ch_err ch_pipeline_spec_from_json(const ch_json *node, const
                                                       ch_pipeline_spec **out, ch_error *err);
 CH_API void ch_pipeline_spec_free(ch_pipeline_spec *spec);
 
+/* A copy of 'spec' (free with ch_pipeline_spec_free). Errors: CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_pipeline_spec_clone(const ch_pipeline_spec *spec,
+                                                  ch_pipeline_spec **out, ch_error *err);
+
 /* Overrides the spec's standardization switch (models that need scaled
  * inputs turn it on). */
 CH_API void ch_pipeline_spec_set_standardize(ch_pipeline_spec *spec, int on);

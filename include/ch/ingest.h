@@ -36,6 +36,8 @@ typedef struct ch_ingest_opts {
     const char *rejects_path;       /* write rejected rows here as CSV, or NULL */
     int keep_frame;                 /* 0: only validate, build no frame (default 1) */
     int check_duplicate_ids;        /* 1: reject a row whose id was seen before (default 1) */
+    int target_optional;            /* 1: the target column may be absent from the file or
+                                       empty in a row (for scoring); default 0 */
     size_t max_examples;            /* example problems kept in the report (default 20) */
     ch_csv_opts csv;                /* reader options */
     ch_ingest_progress_fn progress; /* called about every 64 MiB, may be NULL */

@@ -142,6 +142,19 @@ void ch_pipeline_spec_free(ch_pipeline_spec *s)
     ch_free(s);
 }
 
+ch_err ch_pipeline_spec_clone(const ch_pipeline_spec *spec, ch_pipeline_spec **out, ch_error *err)
+{
+    ch_pipeline_spec *c = ch_calloc(1, sizeof *c);
+    if (c == NULL || (c->decl = ch_strdup(spec->decl)) == NULL) {
+        ch_free(c);
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
+    }
+    c->standardize = spec->standardize;
+    memcpy(c->schema_hash, spec->schema_hash, sizeof c->schema_hash);
+    *out = c;
+    return CH_OK;
+}
+
 void ch_pipeline_spec_set_standardize(ch_pipeline_spec *s, int on)
 {
     s->standardize = on != 0;

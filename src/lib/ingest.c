@@ -259,7 +259,8 @@ static ch_err report_new(const ch_schema *s, size_t max_examples, ch_ingest_repo
 /* Maps each schema column to its field index in the header ('map'), and
  * checks for missing, unexpected and duplicate names, reporting all of
  * them in one message. */
-static ch_err map_header(const ch_schema *s, const ch_csv_record *h, size_t *map, ch_error *err)
+static ch_err map_header(const ch_schema *s, const ch_csv_record *h, long optional, size_t *map,
+                         ch_error *err)
 {
     char missing[512] = "";
     char extra[512] = "";
@@ -299,7 +300,7 @@ static ch_err map_header(const ch_schema *s, const ch_csv_record *h, size_t *map
         }
     }
     for (size_t j = 0; j < n; j++) {
-        if (map[j] == SIZE_MAX && nm++ < 8)
+        if (map[j] == SIZE_MAX && (long)j != optional && nm++ < 8)
             snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s\"%s\"",
                      nm > 1 ? ", " : "", ch_schema_col_ref(s, j)->name);
     }
@@ -391,7 +392,8 @@ typedef struct problem {
  * '*id_hash' and '*id_slot' are left ready for idset_insert(). */
 static int check_record(const ch_schema_col *const *cols, size_t n, const size_t *map,
                         size_t n_header, const ch_csv_record *rec, ch_cell *cells, const idset *ids,
-                        int check_ids, uint64_t *id_hash, size_t *id_slot, problem *pb)
+                        int check_ids, long opt_target, uint64_t *id_hash, size_t *id_slot,
+                        problem *pb)
 {
     long id_j = -1;
     if (rec->problem != NULL) {
@@ -414,15 +416,19 @@ static int check_record(const ch_schema_col *const *cols, size_t n, const size_t
     }
     for (size_t j = 0; j < n; j++) {
         const ch_schema_col *c = cols[j];
-        const ch_csv_field *f = &rec->fields[map[j]];
         ch_cell *x = &cells[j];
+        if (map[j] == SIZE_MAX) { /* an optional target absent from the file */
+            x->missing = 1;
+            continue;
+        }
+        const ch_csv_field *f = &rec->fields[map[j]];
         ch_reason why = CH_REASON_NONE;
         ch_value_status st = ch__parse_value(c, f->p, f->len, &x->num, &x->code, &why);
         x->missing = 0;
         x->str = f->p;
         x->len = f->len;
         if (st == CH_VALUE_MISSING) {
-            if (!c->nullable)
+            if (!c->nullable && (long)j != opt_target)
                 why = c->kind == CH_KIND_TARGET ? CH_REASON_MISSING_TARGET : CH_REASON_MISSING;
             x->missing = 1;
         } else if (st == CH_VALUE_UNKNOWN) {
@@ -528,6 +534,7 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
     int check_ids;
     int got = 0;
     int over_rate = 0;
+    long opt_target = o != NULL && o->target_optional ? ch_schema_target(schema) : -1;
     int rc_ids; /* failing on the reject rate: the report still goes out */
     ch_err rc;
 
@@ -568,7 +575,7 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
                           rec.problem);
         goto fail_path;
     }
-    rc = map_header(schema, &rec, map, err);
+    rc = map_header(schema, &rec, opt_target, map, err);
     if (rc != CH_OK)
         goto fail_path;
     if (o->rejects_path != NULL) {
@@ -600,8 +607,8 @@ ch_err ch_ingest_file(const ch_schema *schema, const char *path, const ch_ingest
                                              IDSET_MAX);
             goto done;
         }
-        if (check_record(cols, n, map, n_header, &rec, cells, &ids, check_ids, &id_hash, &id_slot,
-                         &pb)) {
+        if (check_record(cols, n, map, n_header, &rec, cells, &ids, check_ids, opt_target, &id_hash,
+                         &id_slot, &pb)) {
             if (frame != NULL && (rc = ch_frame_append_row(frame, cells, err)) != CH_OK)
                 goto done;
             if (check_ids &&
