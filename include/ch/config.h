@@ -81,6 +81,11 @@ CH_API const ch_json *ch_config_section(const ch_config *c, const char *name);
 /* The loaded file's path, or NULL for defaults only. */
 CH_API const char *ch_config_path(const ch_config *c);
 
+/* Writes the effective configuration as one JSON object: {"settings":
+ * {name: value-as-text, ...}, "features": ..., "search": ...}. Its SHA-256
+ * is the config hash recorded with every training run. */
+CH_API ch_err ch_config_to_json(const ch_config *c, ch_buf *b);
+
 /* Writes the settings table as a Markdown page (docs/config.md). */
 CH_API ch_err ch_config_docs(ch_buf *b);
 

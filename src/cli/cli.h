@@ -90,3 +90,35 @@ int cli_mkdirs(const char *path);
 int cli_write_file(const char *cmd, const char *path, const char *data, size_t len);
 
 int cmd_config(int argc, char **argv);
+
+/* ---- training and the registry ----------------------------------------- */
+
+#include "ch/bundle.h"
+#include "ch/registry.h"
+
+/* "0.1.0+<git revision>" as built. */
+const char *cli_code_version(void);
+
+/* Opens the registry named by registry.url (creating its directory).
+ * Prints the error and returns its exit code, or 0. */
+int cli_open_registry(const ch_config *cfg, const char *cmd, ch_registry **out);
+
+/* Loads the bundle 'ref' names: a file path, or a version ("3", "v3") or
+ * alias ("champion", "challenger") in the registry. '*version' gets the
+ * version (0 for a path). Prints the error and returns its exit code, or 0. */
+int cli_load_model(const ch_config *cfg, const char *cmd, const char *ref, ch_bundle **out,
+                   int64_t *version);
+
+/* Ingests 'path' with 'schema' (target optional when 'scoring'), printing
+ * a one-line summary to stderr. Returns the exit code, or 0. */
+int cli_ingest(const ch_config *cfg, const char *cmd, const ch_schema *schema, const char *path,
+               int scoring, ch_frame **frame, ch_ingest_report **report);
+
+/* A progress line on stderr, only when it is a terminal. */
+void cli_progress(void *ctx, const char *stage, size_t done, size_t total);
+
+int cmd_train(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv);
+int cmd_score(int argc, char **argv);

@@ -26,18 +26,23 @@ static const command commands[] = {
      "schema tools: 'schema infer' guesses a starter schema, 'check' loads one"},
     {"pipeline", cmd_pipeline, "feature pipeline: 'pipeline fit', 'show', 'transform'"},
     {"simulate", cmd_simulate, "write synthetic customers, optionally under a drift scenario"},
+    {"train", cmd_train, "cross-validate the model families, register the calibrated winner"},
+    {"evaluate", cmd_evaluate, "a model's metrics on a labelled CSV file"},
+    {"score", cmd_score, "score a CSV file: probability, label and risk band per row"},
+    {"runs", cmd_runs, "training runs in the tracking store: list, show, compare"},
+    {"models", cmd_models, "the model registry: list, show, promote, rollback, audit"},
     {"config", cmd_config, "show the settings in effect, or print their documentation"},
 };
 
 static void usage(FILE *f)
 {
     size_t i;
-    fprintf(f,
-            "usage: churn <command> [options]\n"
-            "\n"
-            "Customer churn prediction: data validation, synthetic customers, feature pipelines.\n"
-            "\n"
-            "Commands:\n");
+    fprintf(f, "usage: churn <command> [options]\n"
+               "\n"
+               "Customer churn prediction: data validation, feature pipelines, model training,\n"
+               "tracking and registry, batch scoring.\n"
+               "\n"
+               "Commands:\n");
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n"

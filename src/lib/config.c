@@ -35,10 +35,36 @@ static const ch_setting settings[] = {
      "seed of the train/test split"},
     {"workdir", CH_SET_STRING, "var", 0, 0, "CHURN_WORKDIR",
      "directory for generated data, fitted pipelines and run outputs"},
+    {"train.families", CH_SET_STRING, "logreg,xgboost,mlp", 0, 0, NULL,
+     "model families to train and compare, comma-separated"},
+    {"train.folds", CH_SET_INT, "5", 2, 16, NULL, "folds of the stratified cross-validation"},
+    {"train.threads", CH_SET_INT, "2", 1, 64, "CHURN_THREADS", "fits run in parallel"},
+    {"train.early_stop_fraction", CH_SET_NUMBER, "0.15", 0.05, 0.45, NULL,
+     "share of a fold's training rows that early-stopping families stop on"},
+    {"train.class_weight", CH_SET_STRING, "balanced", 0, 0, NULL,
+     "\"balanced\" (weights n / (2 n_class)) or \"none\""},
+    {"train.calibration", CH_SET_STRING, "platt", 0, 0, NULL,
+     "\"platt\", \"isotonic\" or \"none\", fitted on out-of-fold predictions"},
+    {"train.threshold", CH_SET_STRING, "f1", 0, 0, NULL,
+     "served threshold: \"f1\" (F1-optimal) or \"value\" (expected retained value)"},
+    {"train.promotion_margin", CH_SET_NUMBER, "0.002", 0, 1, NULL,
+     "ROC AUC a challenger must gain over the champion, on the same rows, to be promoted"},
+    {"value.revenue_column", CH_SET_STRING, "MonthlyCharges", 0, 0, NULL,
+     "column holding each customer's monthly revenue"},
+    {"value.horizon_months", CH_SET_NUMBER, "12", 0.1, 600, NULL,
+     "months of revenue a retained customer is worth"},
+    {"value.offer_cost", CH_SET_NUMBER, "20", 0, 1e9, NULL, "cost of one retention offer"},
+    {"value.success_rate", CH_SET_NUMBER, "0.3", 0.001, 1, NULL,
+     "share of would-be churners an offer retains"},
+    {"registry.url", CH_SET_STRING, "var/registry.db", 0, 0, "CHURN_REGISTRY",
+     "tracking store and model registry: a SQLite file path"},
+    {"score.medium_from", CH_SET_NUMBER, "0.5", 0, 1, NULL,
+     "risk band \"medium\" from this share of the served threshold (\"high\" from the "
+     "threshold itself)"},
 };
 #define N_SETTINGS (sizeof settings / sizeof settings[0])
 
-static const char *const sections[] = {"features", NULL};
+static const char *const sections[] = {"features", "search", NULL};
 
 struct ch_config {
     char *values[N_SETTINGS];
@@ -269,13 +295,32 @@ const char *ch_config_path(const ch_config *c)
     return c->path;
 }
 
+ch_err ch_config_to_json(const ch_config *c, ch_buf *b)
+{
+    ch_buf_puts(b, "{\"settings\": {");
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        ch_buf_puts(b, i ? ", " : "");
+        ch_buf_json_str(b, settings[i].name, strlen(settings[i].name));
+        ch_buf_puts(b, ": ");
+        ch_buf_json_str(b, c->values[i], strlen(c->values[i]));
+    }
+    ch_buf_putc(b, '}');
+    for (size_t k = 0; sections[k] != NULL; k++) {
+        const ch_json *v = ch_config_section(c, sections[k]);
+        ch_buf_printf(b, ", \"%s\": ", sections[k]);
+        ch_json_dump(v, b);
+    }
+    return ch_buf_putc(b, '}');
+}
+
 ch_err ch_config_docs(ch_buf *b)
 {
     static const char *const type_names[] = {"string", "number", "integer"};
     ch_buf_puts(b, "# Configuration\n\n"
                    "`config/churn.json` holds the settings below (dotted names are nested\n"
                    "objects in the file) and the structured sections `features` (see\n"
-                   "[features.md](features.md)). Every setting can be overridden by its\n"
+                   "[features.md](features.md)) and `search` (the training grids, see\n"
+                   "[training.md](training.md)). Every setting can be overridden by its\n"
                    "environment variable, where it has one, and on the command line with\n"
                    "`--set NAME=VALUE`. Precedence: flag, then environment, then file, then\n"
                    "default. `churn config show` prints the values in effect and where each\n"

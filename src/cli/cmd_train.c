@@ -1,0 +1,348 @@
+/*
+ * cmd_train.c -- `churn train`: cross-validate the configured model
+ * families, pick and calibrate the winner, evaluate it once on held-out
+ * rows, write its bundle and report, and register it as challenger.
+ */
+#define _DEFAULT_SOURCE /* realpath */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ch/alloc.h"
+#include "ch/hash.h"
+#include "ch/train.h"
+#include "cli.h"
+
+static void help(void)
+{
+    printf("usage: churn train [--data CSV] [--json] [--no-register] [--reason TEXT]\n"
+           "                   [--config FILE] [--set NAME=VALUE]...\n"
+           "\n"
+           "Trains every family in train.families (logistic regression 'logreg', gradient-\n"
+           "boosted trees 'xgboost', a small neural network 'mlp') on the data: a stratified\n"
+           "hold-out test split (split.test_fraction, split.seed), stratified k-fold\n"
+           "cross-validation (train.folds) over each family's search grid (section\n"
+           "\"search\" of the config), selection by CV ROC AUC, calibration on out-of-fold\n"
+           "predictions, F1-optimal and value-based thresholds, a refit on all training\n"
+           "rows and one evaluation on the test rows.\n"
+           "\n"
+           "Writes <workdir>/runs/<id>/bundle.json (the model), report.md and result.json,\n"
+           "records the run in the registry (registry.url) and registers the bundle as a\n"
+           "new version with alias 'challenger' (and 'champion' when there is none yet).\n"
+           "\n"
+           "  --data CSV        training data (overrides data.path; default: synthetic)\n"
+           "  --json            print the result as JSON on stdout\n"
+           "  --no-register     record the run but do not register a model version\n"
+           "  --reason TEXT     reason stored in the audit log (default \"trained\")\n"
+           "  --config FILE     config file (default config/churn.json)\n"
+           "  --set NAME=VALUE  override a setting (see 'churn config show')\n"
+           "\n"
+           "Progress goes to stderr when it is a terminal.\n"
+           "Exit codes: 0 ok, 1 usage, 2 file not readable or writable, 3 invalid data or\n"
+           "config, 4 training failed, 5 the registry failed.\n");
+}
+
+/* Fills 'o' from the config; 'fams' keeps the family names alive. */
+static int train_opts(const ch_config *cfg, ch_train_opts *o, char *fams, size_t cap)
+{
+    const char *cal = ch_config_str(cfg, "train.calibration");
+    const char *cw = ch_config_str(cfg, "train.class_weight");
+    char *save = NULL;
+    char *tok;
+
+    ch_train_opts_default(o);
+    snprintf(fams, cap, "%s", ch_config_str(cfg, "train.families"));
+    o->n_families = 0;
+    for (tok = strtok_r(fams, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
+        if (o->n_families == 8)
+            return cli_usage_error("train", "train.families: at most 8 families");
+        o->families[o->n_families++] = tok;
+    }
+    o->search = ch_config_section(cfg, "search");
+    o->folds = (unsigned)ch_config_num(cfg, "train.folds");
+    o->test_fraction = ch_config_num(cfg, "split.test_fraction");
+    o->seed = (uint64_t)ch_config_num(cfg, "split.seed");
+    o->threads = (int)ch_config_num(cfg, "train.threads");
+    o->early_stop_fraction = ch_config_num(cfg, "train.early_stop_fraction");
+    if (strcmp(cw, "balanced") == 0)
+        o->balanced = 1;
+    else if (strcmp(cw, "none") == 0)
+        o->balanced = 0;
+    else
+        return cli_usage_error("train", "train.class_weight must be \"balanced\" or \"none\"");
+    if (ch_calib_method_parse(cal, &o->calibration) != 0)
+        return cli_usage_error("train",
+                               "train.calibration must be \"platt\", \"isotonic\" or \"none\"");
+    o->threshold_rule = ch_config_str(cfg, "train.threshold");
+    o->revenue_column = ch_config_str(cfg, "value.revenue_column");
+    if (o->revenue_column[0] == '\0')
+        o->revenue_column = NULL;
+    o->value.horizon_months = ch_config_num(cfg, "value.horizon_months");
+    o->value.offer_cost = ch_config_num(cfg, "value.offer_cost");
+    o->value.success_rate = ch_config_num(cfg, "value.success_rate");
+    if (cli_stderr_is_tty())
+        o->progress = cli_progress;
+    return 0;
+}
+
+static int write_text(const char *path, const char *text, size_t len)
+{
+    return cli_write_file("train", path, text, len);
+}
+
+/* Prints the human summary of a result document. */
+static void print_summary(const char *json, int64_t run_id, int64_t version, const char *dir)
+{
+    ch_json *r = NULL;
+    const ch_json *fams;
+    double v;
+    if (ch_json_parse(json, strlen(json), &r, NULL) != CH_OK)
+        return;
+    fams = ch_json_get(r, "families");
+    printf("%-8s %-48s %8s %8s\n", "family", "best parameters", "CV AUC", "sd");
+    for (size_t f = 0; f < ch_json_len(fams); f++) {
+        const ch_json *F = ch_json_at(fams, f);
+        double best = 0;
+        const ch_json *g;
+        ch_buf pb;
+        ch_json_num(ch_json_get(F, "best"), &best);
+        g = ch_json_at(ch_json_get(F, "grid"), (size_t)best);
+        ch_buf_init(&pb, 4096);
+        for (size_t k = 0; k < ch_json_len(ch_json_get(g, "params")); k++) {
+            const ch_json *pv;
+            const char *pn = ch_json_member(ch_json_get(g, "params"), k, &pv);
+            double d = 0;
+            ch_json_num(pv, &d);
+            ch_buf_printf(&pb, "%s%s=%g", k ? " " : "", pn, d);
+        }
+        ch_json_num(ch_json_get(g, "cv_auc_mean"), &v);
+        printf("%-8s %-48s %8.4f", ch_json_str(ch_json_get(F, "family"), NULL),
+               pb.data ? pb.data : "", v);
+        ch_json_num(ch_json_get(g, "cv_auc_sd"), &v);
+        printf(" %8.4f\n", v);
+        ch_buf_reset(&pb);
+    }
+    printf("\nwinner    %s\n", ch_json_str(ch_json_get(ch_json_get(r, "winner"), "family"), NULL));
+    if (ch_json_num(ch_json_get(ch_json_get(r, "test"), "roc_auc"), &v) == 0)
+        printf("test      ROC AUC %.4f", v);
+    if (ch_json_num(ch_json_get(ch_json_get(r, "test"), "ece"), &v) == 0)
+        printf(", ECE %.4f", v);
+    if (ch_json_num(ch_json_get(ch_json_get(r, "test"), "f1"), &v) == 0)
+        printf(", F1 %.4f", v);
+    printf("\n");
+    if (ch_json_num(ch_json_get(ch_json_get(r, "thresholds"), "served"), &v) == 0)
+        printf("threshold %.4f (%s)\n", v,
+               ch_json_str(ch_json_get(ch_json_get(r, "thresholds"), "rule"), NULL));
+    printf("run       %lld, outputs in %s\n", (long long)run_id, dir);
+    if (version > 0)
+        printf("model     version %lld registered as challenger\n", (long long)version);
+    ch_json_free(r);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    cli_common com = {0};
+    const char *data = NULL;
+    const char *reason = "trained";
+    int json = 0;
+    int do_register = 1;
+    ch_config *cfg = NULL;
+    ch_schema *schema = NULL;
+    ch_frame *frame = NULL;
+    ch_ingest_report *rep = NULL;
+    ch_pipeline_spec *spec = NULL;
+    ch_registry *reg = NULL;
+    ch_train_result *res = NULL;
+    ch_train_opts o;
+    ch_error err = {0};
+    ch_buf cj, lin;
+    char data_buf[4096], fams[256], dir[4096], path[4200], abspath[PATH_MAX];
+    char cfg_hash[CH_SHA256_HEX_LEN + 1], bundle_hash[CH_SHA256_HEX_LEN + 1];
+    int64_t run_id = 0;
+    int64_t version = 0;
+    ch_err rc;
+    int code;
+
+    ch_buf_init(&cj, (size_t)16 << 20);
+    ch_buf_init(&lin, 1 << 16);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = cli_common_arg(&com, "train", argc, argv, &i);
+        if (r < 0)
+            return CLI_USAGE;
+        if (r > 0)
+            continue;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            return CLI_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            json = 1;
+        } else if (strcmp(a, "--no-register") == 0) {
+            do_register = 0;
+        } else if (strcmp(a, "--data") == 0 || strcmp(a, "--reason") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("train", "%s needs a value", a);
+            if (strcmp(a, "--data") == 0)
+                data = argv[++i];
+            else
+                reason = argv[++i];
+        } else {
+            return cli_usage_error("train", "unknown argument '%s'", a);
+        }
+    }
+    if ((code = cli_load_config(&com, "train", &cfg)) != 0)
+        return code;
+    if ((code = train_opts(cfg, &o, fams, sizeof fams)) != 0)
+        goto done;
+    if (data == NULL) {
+        if ((code = cli_data_path(cfg, "train", data_buf, sizeof data_buf)) != 0)
+            goto done;
+        data = data_buf;
+    }
+    if ((code = cli_load_schema(cfg, "train", &schema)) != 0)
+        goto done;
+    if ((code = cli_ingest(cfg, "train", schema, data, 0, &frame, &rep)) != 0)
+        goto done;
+    rc = ch_pipeline_spec_from_json(ch_config_section(cfg, "features"), schema, &spec, &err);
+    if (rc != CH_OK) {
+        ch_error_prefix(&err, "features");
+        code = cli_fail("train", rc, &err);
+        goto done;
+    }
+    /* Lineage and the run record come first, so a failed training is
+     * recorded too. */
+    ch_config_to_json(cfg, &cj);
+    if (ch_buf_status(&cj) != CH_OK || ch_sha256_hex(cj.data, cj.len, cfg_hash, &err) != CH_OK) {
+        code = cli_fail("train", CH_ENOMEM, NULL);
+        goto done;
+    }
+    if (realpath(data, abspath) == NULL)
+        snprintf(abspath, sizeof abspath, "%s", data);
+    ch_buf_puts(&lin, "{\"dataset_sha256\": ");
+    ch_buf_json_str(&lin, rep->sha256, strlen(rep->sha256));
+    ch_buf_puts(&lin, ", \"dataset_path\": ");
+    ch_buf_json_str(&lin, abspath, strlen(abspath));
+    ch_buf_printf(&lin,
+                  ", \"dataset_rows\": %llu, \"config_sha256\": \"%s\", "
+                  "\"code_version\": \"%s\", \"test_fraction\": ",
+                  (unsigned long long)rep->rows_accepted, cfg_hash, cli_code_version());
+    ch_buf_json_num(&lin, o.test_fraction);
+    ch_buf_putc(&lin, '}');
+    if ((code = cli_open_registry(cfg, "train", &reg)) != 0)
+        goto done;
+    rc = ch_registry_add_dataset(reg, rep->sha256, abspath, rep->rows_accepted, &err);
+    if (rc == CH_OK)
+        rc = ch_registry_run_begin(reg, rep->sha256, cj.data, lin.data, &run_id, &err);
+    if (rc != CH_OK) {
+        code = cli_fail("train", rc, &err);
+        goto done;
+    }
+    rc = ch_train_run(schema, frame, spec, &o, lin.data, &res, &err);
+    if (rc != CH_OK) {
+        ch_error tmp = {0};
+        code = cli_fail("train",
+                        rc == CH_EINVAL   ? CH_EINVAL
+                        : rc == CH_ENOMEM ? rc
+                                          : CH_EMODEL,
+                        &err);
+        if (rc == CH_EINVAL)
+            code = CLI_DATA;
+        if (ch_registry_run_end(reg, run_id, "failed", "{}", 0, &tmp) != CH_OK)
+            fprintf(stderr, "churn train: could not mark run %lld failed: %s\n", (long long)run_id,
+                    tmp.msg);
+        goto done;
+    }
+    /* Outputs. */
+    snprintf(dir, sizeof dir, "%s/runs/%lld", ch_config_str(cfg, "workdir"), (long long)run_id);
+    if (cli_mkdirs(dir) != 0) {
+        fprintf(stderr, "churn train: cannot create %s: %s\n", dir, strerror(errno));
+        code = CLI_IO;
+        goto done;
+    }
+    {
+        size_t blen;
+        const char *btext = ch_train_result_bundle(res, &blen);
+        const char *rj = ch_train_result_json(res);
+        const char *md = ch_train_result_report(res);
+        snprintf(path, sizeof path, "%s/bundle.json", dir);
+        if ((code = write_text(path, btext, blen)) != 0)
+            goto done;
+        if (realpath(path, abspath) == NULL)
+            snprintf(abspath, sizeof abspath, "%s", path);
+        if (ch_sha256_hex(btext, blen, bundle_hash, &err) != CH_OK) {
+            code = cli_fail("train", CH_ENOMEM, NULL);
+            goto done;
+        }
+        rc = ch_registry_add_artifact(reg, run_id, "bundle", abspath, bundle_hash, &err);
+        snprintf(path, sizeof path, "%s/report.md", dir);
+        if (rc == CH_OK && (code = write_text(path, md, strlen(md))) != 0)
+            goto done;
+        if (rc == CH_OK) {
+            char md_hash[CH_SHA256_HEX_LEN + 1];
+            rc = ch_sha256_hex(md, strlen(md), md_hash, &err);
+            if (rc == CH_OK)
+                rc = ch_registry_add_artifact(reg, run_id, "report", path, md_hash, &err);
+        }
+        snprintf(path, sizeof path, "%s/result.json", dir);
+        if (rc == CH_OK && (code = write_text(path, rj, strlen(rj))) != 0)
+            goto done;
+        for (size_t i = 0; rc == CH_OK; i++) {
+            const char *scope;
+            const char *name;
+            double v;
+            if (!ch_train_result_metric(res, i, &scope, &name, &v))
+                break;
+            rc = ch_registry_run_metric(reg, run_id, scope, name, v, &err);
+        }
+        if (rc == CH_OK) {
+            ch_json *r = NULL;
+            double secs = 0;
+            if (ch_json_parse(rj, strlen(rj), &r, NULL) == CH_OK)
+                ch_json_num(ch_json_get(r, "seconds"), &secs);
+            ch_json_free(r);
+            rc = ch_registry_run_end(reg, run_id, "ok", rj, secs, &err);
+        }
+        if (rc == CH_OK && do_register) {
+            ch_json *r = NULL;
+            ch_buf mj;
+            const char *fam = o.families[0];
+            ch_buf_init(&mj, 1 << 20);
+            if (ch_json_parse(rj, strlen(rj), &r, NULL) == CH_OK)
+                fam = ch_json_str(ch_json_get(ch_json_get(r, "winner"), "family"), NULL);
+            ch_buf_puts(&mj, "{\"test\": ");
+            ch_json_dump(ch_json_get(r, "test"), &mj);
+            ch_buf_puts(&mj, ", \"eval_rows\": {\"dataset_sha256\": ");
+            ch_buf_json_str(&mj, rep->sha256, strlen(rep->sha256));
+            ch_buf_printf(&mj, ", \"seed\": %llu, \"test_fraction\": ", (unsigned long long)o.seed);
+            ch_buf_json_num(&mj, o.test_fraction);
+            ch_buf_puts(&mj, "}}");
+            rc = ch_registry_register(reg, run_id, abspath, bundle_hash, fam != NULL ? fam : "",
+                                      mj.data, getenv("USER") ? getenv("USER") : "churn", reason,
+                                      &version, &err);
+            ch_buf_reset(&mj);
+            ch_json_free(r);
+        }
+        if (rc != CH_OK) {
+            code = cli_fail("train", rc, &err);
+            goto done;
+        }
+        if (json)
+            printf("%s\n", rj);
+        else
+            print_summary(rj, run_id, version, dir);
+    }
+    code = CLI_OK;
+done:
+    ch_buf_reset(&cj);
+    ch_buf_reset(&lin);
+    ch_train_result_free(res);
+    ch_registry_close(reg);
+    ch_pipeline_spec_free(spec);
+    ch_ingest_report_free(rep);
+    ch_frame_free(frame);
+    ch_schema_free(schema);
+    ch_config_free(cfg);
+    return code;
+}
