@@ -33,8 +33,8 @@ extern "C" {
 #endif
 
 #define CH_BUNDLE_FORMAT "churn-bundle"
-#define CH_BUNDLE_MAJOR 1
-#define CH_BUNDLE_MINOR 0
+#define CH_BUNDLE_MAJOR  1
+#define CH_BUNDLE_MINOR  0
 
 typedef struct ch_bundle ch_bundle;
 
@@ -46,14 +46,14 @@ typedef struct ch_bundle_parts {
     const ch_pipeline *pipeline;
     const ch_model *model;
     const ch_calibrator *calibrator;
-    double threshold;        /* the served threshold */
+    double threshold;           /* the served threshold */
     const char *threshold_rule; /* "f1" or "value" */
-    double threshold_f1;     /* F1-optimal threshold */
-    double threshold_value;  /* value-based threshold */
-    const char *metrics_json;  /* held-out and CV metrics */
-    const char *profile_json;  /* reference profile */
-    const char *lineage_json;  /* dataset hash, config hash, code version, seed, times */
-    const char *value_json;    /* retention economics used for the value threshold */
+    double threshold_f1;        /* F1-optimal threshold */
+    double threshold_value;     /* value-based threshold */
+    const char *metrics_json;   /* held-out and CV metrics */
+    const char *profile_json;   /* reference profile */
+    const char *lineage_json;   /* dataset hash, config hash, code version, seed, times */
+    const char *value_json;     /* retention economics used for the value threshold */
 } ch_bundle_parts;
 
 /* Writes a bundle document (with its checksum) into 'b'. Returns the

@@ -32,9 +32,9 @@ extern "C" {
 
 /* A dense training or scoring set. Borrowed for the duration of a call. */
 typedef struct ch_dataset {
-    const double *x;   /* n_rows x n_features, row-major */
-    const double *y;   /* n_rows labels, 0 or 1 (NULL when only predicting) */
-    const double *w;   /* n_rows weights > 0, or NULL for all 1 */
+    const double *x; /* n_rows x n_features, row-major */
+    const double *y; /* n_rows labels, 0 or 1 (NULL when only predicting) */
+    const double *w; /* n_rows weights > 0, or NULL for all 1 */
     size_t n_rows;
     size_t n_features;
 } ch_dataset;
@@ -57,23 +57,22 @@ CH_API double ch_params_get(const ch_params *p, const char *name, double def);
 /* Writes {"name": value, ...}. */
 CH_API ch_err ch_params_to_json(const ch_params *p, ch_buf *b);
 /* Reads an object of numbers. Errors: CH_EFORMAT, CH_ELIMIT (too many). */
-CH_API CH_NODISCARD ch_err ch_params_from_json(const ch_json *node, ch_params *out,
-                                               ch_error *err);
+CH_API CH_NODISCARD ch_err ch_params_from_json(const ch_json *node, ch_params *out, ch_error *err);
 
 typedef struct ch_model_fit_opts {
-    uint64_t seed;      /* for everything random in the fit */
-    int n_threads;      /* threads the family may use (default 1) */
+    uint64_t seed;           /* for everything random in the fit */
+    int n_threads;           /* threads the family may use (default 1) */
     const ch_dataset *valid; /* early-stopping set, or NULL: fixed size */
 } ch_model_fit_opts;
 
 /* What a fit reports besides the model. */
 typedef struct ch_model_fit_info {
-    double best_iteration;  /* boosting rounds / epochs kept (0 when n/a) */
-    double valid_loss;      /* weighted log loss on 'valid' at the kept point (NAN when n/a) */
+    double best_iteration; /* boosting rounds / epochs kept (0 when n/a) */
+    double valid_loss;     /* weighted log loss on 'valid' at the kept point (NAN when n/a) */
 } ch_model_fit_info;
 
 typedef struct ch_model_ops {
-    const char *name;      /* "logreg", "xgboost", "mlp" */
+    const char *name;       /* "logreg", "xgboost", "mlp" */
     int wants_standardized; /* 1: fit on standardized features */
     /* Checks that 'p' names only known parameters with valid values. */
     ch_err (*check)(const ch_params *p, ch_error *err);
@@ -112,8 +111,8 @@ CH_API CH_NODISCARD ch_err ch_model_fit(const ch_model_ops *ops, const ch_params
 
 /* Margins (log-odds) for the rows of 'x'. Thread-safe. */
 CH_API CH_NODISCARD ch_err ch_model_predict_margin(const ch_model *m, const double *x,
-                                                   size_t n_rows, size_t n_features,
-                                                   double *out, ch_error *err);
+                                                   size_t n_rows, size_t n_features, double *out,
+                                                   ch_error *err);
 
 /* Writes {"family": name, "params": {...}, "state": <family JSON>}. */
 CH_API ch_err ch_model_to_json(const ch_model *m, ch_buf *b);

@@ -39,19 +39,19 @@ extern "C" {
 typedef void (*ch_train_progress_fn)(void *ctx, const char *stage, size_t done, size_t total);
 
 typedef struct ch_train_opts {
-    const char *families[8];   /* family names, in report order */
+    const char *families[8]; /* family names, in report order */
     size_t n_families;
-    const ch_json *search;     /* {"family": {"param": [values...]}}; absent: defaults */
-    unsigned folds;            /* k of k-fold (default 5) */
-    double test_fraction;      /* held-out share (default 0.2) */
-    uint64_t seed;             /* split, folds and every fit (default 42) */
-    int threads;               /* parallel fits (default 2) */
-    double early_stop_fraction; /* share of a fold's training rows used to stop early (0.15) */
-    int balanced;              /* 1: class weights n / (2 n_class) (default 1) */
-    ch_calib_method calibration; /* default CH_CALIB_PLATT */
-    const char *threshold_rule;  /* "f1" (default) or "value": the served threshold */
-    const char *revenue_column;  /* monthly revenue, for the value threshold */
-    ch_value_opts value;         /* retention economics */
+    const ch_json *search;         /* {"family": {"param": [values...]}}; absent: defaults */
+    unsigned folds;                /* k of k-fold (default 5) */
+    double test_fraction;          /* held-out share (default 0.2) */
+    uint64_t seed;                 /* split, folds and every fit (default 42) */
+    int threads;                   /* parallel fits (default 2) */
+    double early_stop_fraction;    /* share of a fold's training rows used to stop early (0.15) */
+    int balanced;                  /* 1: class weights n / (2 n_class) (default 1) */
+    ch_calib_method calibration;   /* default CH_CALIB_PLATT */
+    const char *threshold_rule;    /* "f1" (default) or "value": the served threshold */
+    const char *revenue_column;    /* monthly revenue, for the value threshold */
+    ch_value_opts value;           /* retention economics */
     ch_train_progress_fn progress; /* may be NULL */
     void *progress_ctx;
 } ch_train_opts;

@@ -183,7 +183,9 @@ ch_err ch_model_to_json(const ch_model *m, ch_buf *b)
     ch_buf_puts(b, ", \"params\": ");
     ch_params_to_json(&m->params, b);
     ch_buf_puts(b, ", \"state\": ");
-    m->ops->save(m->state, b);
+    ch_err rc = m->ops->save(m->state, b);
+    if (rc != CH_OK)
+        return rc;
     return ch_buf_putc(b, '}');
 }
 

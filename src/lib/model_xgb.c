@@ -193,8 +193,11 @@ static ch_err configure(BoosterHandle b, const ch_params *p, int n_threads, uint
     snprintf(num, sizeof num, "%d", n_threads > 0 ? n_threads : 1);
     if ((rc = set_param(b, "nthread", num, err)) != CH_OK)
         return rc;
-    /* XGBoost's seed is an int64; a seed above INT64_MAX wraps around. */
-    snprintf(num, sizeof num, "%" PRId64, (int64_t)seed);
+    /* XGBoost seeds a 32-bit Mersenne twister with the seed, so only its
+     * low 32 bits count (1 and 1 + 2^32 give the same model). Folding the
+     * high half in keeps every seed below 2^32 as it is and lets the rest
+     * of the 64 bits matter. */
+    snprintf(num, sizeof num, "%" PRIu64, (seed ^ (seed >> 32)) & 0xffffffffu);
     if ((rc = set_param(b, "seed", num, err)) != CH_OK)
         return rc;
     for (size_t k = 0; k < N_XGB_PARAMS; k++) {

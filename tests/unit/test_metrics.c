@@ -306,7 +306,7 @@ static size_t ref_isotonic(const double *y, const double *m, const double *w, si
     size_t nb = 0;
     int merged = 1;
     ASSERT(b != NULL && o != NULL && blk_of != NULL);
-    /* Ascending by margin via the descending order of -m. */
+    /* Insertion sort by margin ascending, ties in row order. */
     for (size_t i = 0; i < n; i++) {
         size_t j = i;
         while (j > 0 && m[o[j - 1]] > m[i]) {

@@ -399,8 +399,9 @@ TEST(deterministic)
      * check here and the note in model_xgb.c's file comment. */
     ASSERT_INT_EQ(len[2], len[0]);
     ASSERT(memcmp(t[0], t[2], len[0]) == 0);
-    /* A different seed samples differently. */
-    other = fit_save(&tr, &va, 1, 100, &other_len);
+    /* A different seed samples differently, even one that differs from
+     * 99 only above bit 31 (XGBoost itself would ignore those bits). */
+    other = fit_save(&tr, &va, 1, 99 + ((uint64_t)1 << 32), &other_len);
     ASSERT(other_len != len[0] || memcmp(other, t[0], len[0]) != 0);
     for (int i = 0; i < 4; i++)
         ch_free(t[i]);

@@ -1025,13 +1025,24 @@ TEST(concurrent_writers)
     ch_registry *r;
     ch_json *doc;
     char seen[101] = {0};
+    int go[2];
 
+    /* The writers wait on 'go' so that they all race to create the store
+     * at the same moment. */
+    ASSERT(pipe(go) == 0);
     for (int i = 0; i < 4; i++) {
         pids[i] = fork();
         ASSERT(pids[i] >= 0);
-        if (pids[i] == 0)
+        if (pids[i] == 0) {
+            char c;
+            close(go[1]);
+            if (read(go[0], &c, 1) != 0)
+                _exit(9);
             _exit(writer(path, (unsigned)i + 1));
+        }
     }
+    close(go[0]);
+    close(go[1]);
     for (int i = 0; i < 4; i++) {
         int st = 0;
         ASSERT(waitpid(pids[i], &st, 0) == pids[i]);
