@@ -8,8 +8,9 @@
  *    feature pipeline is fitted on that fold's training rows only, class
  *    weights come from those rows, and families that stop early do so on
  *    a stratified slice of those rows, never on the fold being scored.
- * 3. Each family's best grid point is chosen by mean CV ROC AUC (ties by
- *    F1 of its out-of-fold predictions); the best family wins.
+ * 3. Each family's best grid point is chosen by mean CV ROC AUC (or PR
+ *    AUC, 'select_by'; ties by F1 of its out-of-fold predictions); the
+ *    best family wins.
  * 4. The winner's out-of-fold margins fit the calibrator and set the
  *    thresholds (F1-optimal, and value-based from the retention
  *    economics).
@@ -50,6 +51,8 @@ typedef struct ch_train_opts {
     int balanced;                  /* 1: class weights n / (2 n_class) (default 1) */
     ch_calib_method calibration;   /* default CH_CALIB_PLATT */
     const char *threshold_rule;    /* "f1" (default) or "value": the served threshold */
+    const char *select_by;         /* "roc_auc" (default) or "pr_auc": the mean CV score that
+                                      picks grid points and the winner (ties: out-of-fold F1) */
     const char *revenue_column;    /* monthly revenue, for the value threshold */
     ch_value_opts value;           /* retention economics */
     ch_train_progress_fn progress; /* may be NULL */

@@ -76,6 +76,7 @@ static int train_opts(const ch_config *cfg, ch_train_opts *o, char *fams, size_t
         return cli_usage_error("train",
                                "train.calibration must be \"platt\", \"isotonic\" or \"none\"");
     o->threshold_rule = ch_config_str(cfg, "train.threshold");
+    o->select_by = ch_config_str(cfg, "train.select_by");
     o->revenue_column = ch_config_str(cfg, "value.revenue_column");
     if (o->revenue_column[0] == '\0')
         o->revenue_column = NULL;
@@ -328,10 +329,22 @@ int cmd_train(int argc, char **argv)
             code = cli_fail("train", rc, &err);
             goto done;
         }
-        if (json)
+        if (json) {
             printf("%s\n", rj);
-        else
+        } else {
+            int64_t champ = 0;
+            char cpath[4096];
+            ch_error e2 = {0};
             print_summary(rj, run_id, version, dir);
+            if (version > 0 &&
+                ch_registry_resolve(reg, "champion", &champ, cpath, sizeof cpath, &e2) == CH_OK &&
+                champ == version)
+                printf("          and champion (there was none)\n");
+            else if (version > 0)
+                printf("          'churn models promote %lld' makes it champion if it beats "
+                       "the current one\n",
+                       (long long)version);
+        }
     }
     code = CLI_OK;
 done:

@@ -45,6 +45,9 @@ static const ch_setting settings[] = {
      "\"balanced\" (weights n / (2 n_class)) or \"none\""},
     {"train.calibration", CH_SET_STRING, "platt", 0, 0, NULL,
      "\"platt\", \"isotonic\" or \"none\", fitted on out-of-fold predictions"},
+    {"train.select_by", CH_SET_STRING, "roc_auc", 0, 0, NULL,
+     "mean CV score that picks grid points and the winner: \"roc_auc\" or \"pr_auc\" (ties: "
+     "out-of-fold F1)"},
     {"train.threshold", CH_SET_STRING, "f1", 0, 0, NULL,
      "served threshold: \"f1\" (F1-optimal) or \"value\" (expected retained value)"},
     {"train.promotion_margin", CH_SET_NUMBER, "0.002", 0, 1, NULL,

@@ -44,6 +44,7 @@ void ch_train_opts_default(ch_train_opts *o)
     o->balanced = 1;
     o->calibration = CH_CALIB_PLATT;
     o->threshold_rule = "f1";
+    o->select_by = "roc_auc";
     o->revenue_column = NULL;
     o->value.horizon_months = 12;
     o->value.offer_cost = 20;
@@ -91,9 +92,12 @@ typedef struct combo {
     ch_params params;
     double *oof; /* margins per training-part row */
     double fold_auc[16];
+    double fold_pr[16];
     double best_iter[16];
     double auc_mean, auc_sd, oof_auc, oof_f1;
-    ch_err rc; /* first failure of its jobs */
+    double pr_mean, pr_sd;
+    double score; /* the selection score: auc_mean or pr_mean */
+    ch_err rc;    /* first failure of its jobs */
     ch_error err;
 } combo;
 
@@ -434,6 +438,8 @@ static void run_job(run *R, const job *j)
             C->oof[fd->val_pos[i]] = margin[i];
         C->best_iter[j->k] = info.best_iteration;
         rc = ch_metric_roc_auc(fd->y_val, margin, NULL, fd->n_val, &C->fold_auc[j->k], &err);
+        if (rc == CH_OK)
+            rc = ch_metric_pr_auc(fd->y_val, margin, NULL, fd->n_val, &C->fold_pr[j->k], &err);
     }
 done:
     ch_model_free(m);
@@ -585,6 +591,8 @@ static ch_err summarize(run *R, combo *C, ch_error *err)
         p[i] = ch_sigmoid(C->oof[i]);
     }
     mean_sd(C->fold_auc, R->o->folds, &C->auc_mean, &C->auc_sd);
+    mean_sd(C->fold_pr, R->o->folds, &C->pr_mean, &C->pr_sd);
+    C->score = strcmp(R->o->select_by, "pr_auc") == 0 ? C->pr_mean : C->auc_mean;
     rc = ch_metric_roc_auc(y, p, NULL, R->n_train, &C->oof_auc, err);
     if (rc == CH_OK)
         rc = ch_threshold_f1(y, p, NULL, R->n_train, &t, &C->oof_f1, err);
@@ -595,8 +603,8 @@ static ch_err summarize(run *R, combo *C, ch_error *err)
 
 static int better(const combo *a, const combo *b)
 {
-    if (a->auc_mean != b->auc_mean)
-        return a->auc_mean > b->auc_mean;
+    if (a->score != b->score)
+        return a->score > b->score;
     return a->oof_f1 > b->oof_f1;
 }
 
@@ -794,6 +802,9 @@ static ch_err check_opts(const ch_schema *s, const ch_frame *f, const ch_train_o
         return ch_error_set(err, CH_EINVAL, "train: test fraction must be between 0 and 1");
     if (!(o->early_stop_fraction > 0 && o->early_stop_fraction < 0.5))
         return ch_error_set(err, CH_EINVAL, "train: early-stop fraction must be in (0, 0.5)");
+    if (o->select_by == NULL ||
+        (strcmp(o->select_by, "roc_auc") != 0 && strcmp(o->select_by, "pr_auc") != 0))
+        return ch_error_set(err, CH_EINVAL, "train: select_by must be \"roc_auc\" or \"pr_auc\"");
     if (strcmp(o->threshold_rule, "f1") != 0 && strcmp(o->threshold_rule, "value") != 0)
         return ch_error_set(err, CH_EINVAL, "train: threshold rule must be \"f1\" or \"value\"");
     if (ch_schema_target(s) < 0)
@@ -989,6 +1000,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
             }
             add_metric(res, scope, "auc_mean", C->auc_mean);
             add_metric(res, scope, "auc_sd", C->auc_sd);
+            add_metric(res, scope, "pr_auc_mean", C->pr_mean);
             add_metric(res, scope, "oof_auc", C->oof_auc);
             add_metric(res, scope, "oof_f1", C->oof_f1);
         }
@@ -1119,9 +1131,9 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
         ch_buf_json_num(&value_json, o->value.success_rate);
         ch_buf_putc(&value_json, '}');
         ch_buf_printf(&metrics_json,
-                      "{\"selection\": \"roc_auc\", \"winner\": \"%s\", "
+                      "{\"selection\": \"%s\", \"winner\": \"%s\", "
                       "\"cv\": {\"folds\": %u, \"auc_mean\": ",
-                      W->ops->name, o->folds);
+                      o->select_by, W->ops->name, o->folds);
         ch_buf_json_num(&metrics_json, WC->auc_mean);
         ch_buf_puts(&metrics_json, ", \"auc_sd\": ");
         ch_buf_json_num(&metrics_json, WC->auc_sd);
@@ -1185,6 +1197,8 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
                 ch_buf_json_num(b, C->auc_mean);
                 ch_buf_puts(b, ", \"cv_auc_sd\": ");
                 ch_buf_json_num(b, C->auc_sd);
+                ch_buf_puts(b, ", \"cv_pr_auc_mean\": ");
+                ch_buf_json_num(b, C->pr_mean);
                 ch_buf_puts(b, ", \"oof_auc\": ");
                 ch_buf_json_num(b, C->oof_auc);
                 ch_buf_puts(b, ", \"oof_f1\": ");
