@@ -46,10 +46,35 @@ typedef struct score_job {
     double *prob;
     size_t n_rows;
     size_t next;
+    ch_buf *out;      /* one formatted chunk of CSV per block, written in order */
+    long id_col;      /* schema id column or -1 */
+    double threshold; /* served threshold */
+    double medium;    /* start of the medium band */
     ch_err rc;
     ch_error err;
     pthread_mutex_t mu;
 } score_job;
+
+static size_t fmt_prob(char *out, double p);
+
+/* Formats rows [at, at + n) of the output as CSV lines into 'b'. */
+static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b)
+{
+    for (size_t i = at; i < at + n; i++) {
+        char num[16];
+        size_t len = 0;
+        const char *id = J->id_col >= 0 ? ch_frame_str(J->frame, (size_t)J->id_col, i, &len) : NULL;
+        if (id != NULL)
+            ch_buf_csv_field(b, id, len);
+        else
+            ch_buf_printf(b, "%zu", i + 1);
+        ch_buf_putc(b, ',');
+        ch_buf_append(b, num, fmt_prob(num, J->prob[i]));
+        ch_buf_puts(b, J->prob[i] >= J->threshold ? ",1,high\n"
+                       : J->prob[i] >= J->medium  ? ",0,medium\n"
+                                                  : ",0,low\n");
+    }
+}
 
 static void *score_worker(void *arg)
 {
@@ -69,6 +94,12 @@ static void *score_worker(void *arg)
         for (size_t i = 0; i < n; i++)
             idx[i] = at + i;
         rc = ch_bundle_score_frame(J->bundle, J->frame, idx, n, J->prob + at, NULL, &err);
+        if (rc == CH_OK) {
+            ch_buf *b = &J->out[at / BLOCK];
+            format_block(J, at, n, b);
+            if (ch_buf_status(b) != CH_OK)
+                rc = ch_error_set(&err, ch_buf_status(b), "out of memory formatting scores");
+        }
         if (rc != CH_OK) {
             pthread_mutex_lock(&J->mu);
             if (J->rc == CH_OK) {
@@ -120,6 +151,8 @@ int cmd_score(int argc, char **argv)
     ch_frame *frame = NULL;
     ch_ingest_report *rep = NULL;
     double *prob = NULL;
+    ch_buf *blocks = NULL;
+    size_t n_blocks = 0;
     FILE *f = NULL;
     ch_buf b;
     char rej_buf[4200];
@@ -201,6 +234,18 @@ int cmd_score(int argc, char **argv)
         J.frame = frame;
         J.prob = prob;
         J.n_rows = n;
+        J.id_col = ch_schema_id(ch_bundle_schema(bundle));
+        J.threshold = ch_bundle_threshold(bundle);
+        J.medium = J.threshold * ch_config_num(cfg, "score.medium_from");
+        n_blocks = (n + BLOCK - 1) / BLOCK;
+        blocks = ch_calloc(n_blocks + 1, sizeof *blocks);
+        if (blocks == NULL) {
+            code = cli_fail("score", CH_ENOMEM, NULL);
+            goto done;
+        }
+        for (size_t k = 0; k < n_blocks; k++)
+            ch_buf_init(&blocks[k], (size_t)64 << 20);
+        J.out = blocks;
         pthread_mutex_init(&J.mu, NULL);
         for (long t = 1; t < threads; t++)
             if (pthread_create(&th[started], NULL, score_worker, &J) == 0)
@@ -222,36 +267,15 @@ int cmd_score(int argc, char **argv)
         code = CLI_IO;
         goto done;
     }
-    {
-        const ch_schema *s = ch_bundle_schema(bundle);
-        long id_col = ch_schema_id(s);
-        double thr = ch_bundle_threshold(bundle);
-        double med = thr * ch_config_num(cfg, "score.medium_from");
-        size_t n = ch_frame_n_rows(frame);
-        ch_buf_puts(&b, "id,probability,label,risk_band\n");
-        for (size_t i = 0; i < n; i++) {
-            char num[16];
-            size_t len = 0;
-            const char *id = id_col >= 0 ? ch_frame_str(frame, (size_t)id_col, i, &len) : NULL;
-            if (id != NULL)
-                ch_buf_csv_field(&b, id, len);
-            else
-                ch_buf_printf(&b, "%zu", i + 1);
-            ch_buf_putc(&b, ',');
-            ch_buf_append(&b, num, fmt_prob(num, prob[i]));
-            ch_buf_puts(&b, prob[i] >= thr   ? ",1,high\n"
-                            : prob[i] >= med ? ",0,medium\n"
-                                             : ",0,low\n");
-            if (b.len > ((size_t)1 << 20) || i + 1 == n) {
-                if (ch_buf_status(&b) != CH_OK || fwrite(b.data, 1, b.len, f) != b.len) {
-                    fprintf(stderr, "churn score: %s: write failed\n", out);
-                    code = CLI_IO;
-                    goto done;
-                }
-                ch_buf_clear(&b);
-            }
-        }
-        if (n == 0 && fwrite(b.data, 1, b.len, f) != b.len) {
+    ch_buf_puts(&b, "id,probability,label,risk_band\n");
+    if (ch_buf_status(&b) != CH_OK || fwrite(b.data, 1, b.len, f) != b.len) {
+        fprintf(stderr, "churn score: %s: write failed\n", out);
+        code = CLI_IO;
+        goto done;
+    }
+    for (size_t k = 0; k < n_blocks; k++) {
+        if (blocks[k].len > 0 && fwrite(blocks[k].data, 1, blocks[k].len, f) != blocks[k].len) {
+            fprintf(stderr, "churn score: %s: write failed\n", out);
             code = CLI_IO;
             goto done;
         }
@@ -277,6 +301,9 @@ done:
     if (f != NULL && f != stdout)
         fclose(f);
     ch_buf_reset(&b);
+    for (size_t k = 0; k < n_blocks; k++)
+        ch_buf_reset(&blocks[k]);
+    ch_free(blocks);
     ch_free(prob);
     ch_ingest_report_free(rep);
     ch_frame_free(frame);
