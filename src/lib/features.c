@@ -1041,6 +1041,24 @@ static ch_err layout(ch_pipeline *p, ch_error *err)
     return CH_OK;
 }
 
+/* Points every count_equal/equals comparison at the level index its
+ * value text has now (after fitting reorders levels, or after loading). */
+static void resolve_comparisons(ch_pipeline *p)
+{
+    for (size_t c = 0; c < p->n_cols; c++) {
+        pcol *x = &p->cols[c];
+        if (x->op != OP_COUNT_EQ && x->op != OP_EQUALS)
+            continue;
+        size_t ncmp = x->op == OP_COUNT_EQ ? x->n_in : x->n_cmp;
+        for (size_t k = 0; k < ncmp; k++) {
+            const pcol *src = &p->cols[x->in[x->op == OP_COUNT_EQ ? k : 0]];
+            const char *t = x->cmp[x->op == OP_COUNT_EQ ? 0 : k];
+            if (src->is_cat)
+                x->cmp_lvl[k] = (int32_t)find_level(src, t, strlen(t));
+        }
+    }
+}
+
 /* ---- fit ---------------------------------------------------------------- */
 
 static int cmp_double(const void *a, const void *b)
@@ -1216,19 +1234,8 @@ ch_err ch_pipeline_fit(const ch_pipeline_spec *spec, const ch_schema *s, const c
         }
         x->indicator = p->indicators == IND_ALWAYS || (p->indicators == IND_AUTO && n_miss > 0);
     }
-    /* Levels were reordered: re-resolve comparisons by text. */
-    for (size_t c = 0; c < p->n_cols; c++) {
-        pcol *x = &p->cols[c];
-        if (x->op != OP_COUNT_EQ && x->op != OP_EQUALS)
-            continue;
-        size_t ncmp = x->op == OP_COUNT_EQ ? x->n_in : x->n_cmp;
-        for (size_t k = 0; k < ncmp; k++) {
-            const pcol *src = &p->cols[x->in[x->op == OP_COUNT_EQ ? k : 0]];
-            const char *t = x->cmp[x->op == OP_COUNT_EQ ? 0 : k];
-            if (src->is_cat)
-                x->cmp_lvl[k] = (int32_t)find_level(src, t, strlen(t));
-        }
-    }
+    /* Levels were reordered: look the comparison values up again. */
+    resolve_comparisons(p);
     if ((rc = layout(p, err)) != CH_OK)
         goto done;
     /* Pass 3: means and deviations of the encoded numeric features, over
@@ -1478,19 +1485,7 @@ ch_err ch_pipeline_from_json(const ch_json *node, const ch_schema *s, ch_pipelin
                     }
         }
     }
-    /* Re-resolve comparisons against the loaded levels. */
-    for (size_t c = 0; c < p->n_cols; c++) {
-        pcol *x = &p->cols[c];
-        if (x->op != OP_COUNT_EQ && x->op != OP_EQUALS)
-            continue;
-        size_t ncmp = x->op == OP_COUNT_EQ ? x->n_in : x->n_cmp;
-        for (size_t k = 0; k < ncmp; k++) {
-            const pcol *src = &p->cols[x->in[x->op == OP_COUNT_EQ ? k : 0]];
-            const char *txt = x->cmp[x->op == OP_COUNT_EQ ? 0 : k];
-            if (src->is_cat)
-                x->cmp_lvl[k] = (int32_t)find_level(src, txt, strlen(txt));
-        }
-    }
+    resolve_comparisons(p);
     if ((rc = layout(p, err)) != CH_OK)
         goto done;
     feats = ch_json_get(node, "features");
