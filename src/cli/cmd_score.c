@@ -13,14 +13,16 @@
 #include <time.h>
 
 #include "ch/alloc.h"
+#include "ch/explain.h"
 #include "cli.h"
 
 #define BLOCK 8192
 
 static void help(void)
 {
-    printf("usage: churn score --model REF --in CSV --out CSV [--rejects FILE]\n"
-           "                   [--threads N] [--config FILE] [--set NAME=VALUE]...\n"
+    printf("usage: churn score --model REF --in CSV --out CSV [--explain K] [--actions K]\n"
+           "                   [--by-value] [--rejects FILE] [--threads N] [--config FILE]\n"
+           "                   [--set NAME=VALUE]...\n"
            "\n"
            "Scores every row of CSV (the target column may be absent) with the model REF\n"
            "and writes id,probability,label,risk_band per accepted row, in input order:\n"
@@ -32,6 +34,14 @@ static void help(void)
            "  --model REF     a bundle file, a registry version (3 or v3) or an alias\n"
            "  --in CSV        rows to score, in the model's schema\n"
            "  --out CSV       output file ('-' for standard output)\n"
+           "  --explain K     add the top K reasons per row (1 to 16), ranked by the size\n"
+           "                  of their contribution: reason_i (plain language),\n"
+           "                  reason_i_logodds and reason_i_points (signed, in log-odds\n"
+           "                  and in probability points)\n"
+           "  --actions K     add the best K what-if retention actions per row (1 to 16):\n"
+           "                  action_i, action_i_probability (churn probability after it)\n"
+           "                  and action_i_value (expected retained value)\n"
+           "  --by-value      rank actions by expected value instead of probability drop\n"
            "  --rejects FILE  where rejected rows go\n"
            "  --threads N     scoring threads (default train.threads)\n"
            "\n"
@@ -46,7 +56,10 @@ typedef struct score_job {
     double *prob;
     size_t n_rows;
     size_t next;
-    ch_buf *out;      /* one formatted chunk of CSV per block, written in order */
+    ch_buf *out;                   /* one formatted chunk of CSV per block, written in order */
+    const ch_explainer *explainer; /* NULL unless reasons or actions are asked for */
+    size_t k_reasons, k_actions;
+    int by_value;
     long id_col;      /* schema id column or -1 */
     double threshold; /* served threshold */
     double medium;    /* start of the medium band */
@@ -57,8 +70,33 @@ typedef struct score_job {
 
 static size_t fmt_prob(char *out, double p);
 
-/* Formats rows [at, at + n) of the output as CSV lines into 'b'. */
-static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b)
+/* Fills 'vals' (one per schema column) from row 'i' of the frame. */
+static void row_values(const ch_frame *f, size_t i, ch_value *vals)
+{
+    for (size_t j = 0; j < ch_frame_n_cols(f); j++) {
+        ch_value *v = &vals[j];
+        const uint8_t *miss = ch_frame_missing(f, j);
+        memset(v, 0, sizeof *v);
+        v->missing = miss != NULL && miss[i];
+        if (v->missing)
+            continue;
+        if (ch_frame_col_type(f, j) == CH_COL_NUM) {
+            v->num = ch_frame_num(f, j)[i];
+        } else if (ch_frame_col_type(f, j) == CH_COL_CAT) {
+            v->str = ch_frame_level(f, j, (size_t)ch_frame_codes(f, j)[i]);
+            v->len = strlen(v->str);
+        } else {
+            v->str = ch_frame_str(f, j, i, &v->len);
+            v->missing = v->str == NULL;
+        }
+    }
+}
+
+/* Formats rows [at, at + n) of the output as CSV lines into 'b'; with an
+ * explainer, also each row's reasons and actions ('vals' and 'ws' are the
+ * calling thread's scratch). */
+static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b, ch_value *vals,
+                         ch_explain_ws *ws, ch_explanation *ex)
 {
     for (size_t i = at; i < at + n; i++) {
         char num[16];
@@ -70,9 +108,36 @@ static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b)
             ch_buf_printf(b, "%zu", i + 1);
         ch_buf_putc(b, ',');
         ch_buf_append(b, num, fmt_prob(num, J->prob[i]));
-        ch_buf_puts(b, J->prob[i] >= J->threshold ? ",1,high\n"
-                       : J->prob[i] >= J->medium  ? ",0,medium\n"
-                                                  : ",0,low\n");
+        ch_buf_puts(b, J->prob[i] >= J->threshold ? ",1,high"
+                       : J->prob[i] >= J->medium  ? ",0,medium"
+                                                  : ",0,low");
+        if (J->explainer != NULL) {
+            row_values(J->frame, i, vals);
+            ch_explain_record(J->explainer, vals, J->k_reasons, J->k_actions, J->by_value, ex, ws);
+            for (size_t k = 0; k < J->k_reasons; k++) {
+                ch_buf_putc(b, ',');
+                if (k < ex->n_reasons) {
+                    const ch_reason_item *r = &ex->reasons[k];
+                    ch_buf_csv_field(b, r->text, strlen(r->text));
+                    ch_buf_printf(b, ",%+.4f,%+.2f", r->logodds, r->points);
+                } else {
+                    ch_buf_puts(b, ",,");
+                }
+            }
+            for (size_t k = 0; k < J->k_actions; k++) {
+                ch_buf_putc(b, ',');
+                if (k < ex->n_actions) {
+                    const ch_action_item *a = &ex->actions[k];
+                    ch_buf_csv_field(b, a->text, strlen(a->text));
+                    ch_buf_putc(b, ',');
+                    ch_buf_append(b, num, fmt_prob(num, a->probability));
+                    ch_buf_printf(b, ",%.2f", a->expected_value);
+                } else {
+                    ch_buf_puts(b, ",,");
+                }
+            }
+        }
+        ch_buf_putc(b, '\n');
     }
 }
 
@@ -80,6 +145,25 @@ static void *score_worker(void *arg)
 {
     score_job *J = arg;
     size_t idx[BLOCK];
+    ch_value *vals = NULL;
+    ch_explain_ws *ws = NULL;
+    ch_explanation *ex = NULL;
+    if (J->explainer != NULL) {
+        ch_error err = {0};
+        vals = ch_calloc(ch_frame_n_cols(J->frame) + 1, sizeof *vals);
+        ex = ch_malloc(sizeof *ex);
+        ch_err rc = vals == NULL || ex == NULL ? ch_error_set(&err, CH_ENOMEM, "out of memory")
+                                               : ch_explain_ws_new(J->explainer, &ws, &err);
+        if (rc != CH_OK) {
+            pthread_mutex_lock(&J->mu);
+            if (J->rc == CH_OK) {
+                J->rc = rc;
+                J->err = err;
+            }
+            J->next = J->n_rows;
+            pthread_mutex_unlock(&J->mu);
+        }
+    }
     for (;;) {
         size_t at;
         ch_error err = {0};
@@ -89,14 +173,14 @@ static void *score_worker(void *arg)
         J->next += BLOCK;
         pthread_mutex_unlock(&J->mu);
         if (at >= J->n_rows)
-            return NULL;
+            break;
         size_t n = J->n_rows - at < BLOCK ? J->n_rows - at : BLOCK;
         for (size_t i = 0; i < n; i++)
             idx[i] = at + i;
         rc = ch_bundle_score_frame(J->bundle, J->frame, idx, n, J->prob + at, NULL, &err);
         if (rc == CH_OK) {
             ch_buf *b = &J->out[at / BLOCK];
-            format_block(J, at, n, b);
+            format_block(J, at, n, b, vals, ws, ex);
             if (ch_buf_status(b) != CH_OK)
                 rc = ch_error_set(&err, ch_buf_status(b), "out of memory formatting scores");
         }
@@ -108,9 +192,13 @@ static void *score_worker(void *arg)
             }
             J->next = J->n_rows;
             pthread_mutex_unlock(&J->mu);
-            return NULL;
+            break;
         }
     }
+    ch_explain_ws_free(ws);
+    ch_free(ex);
+    ch_free(vals);
+    return NULL;
 }
 
 /* Writes "0.123456" (6 decimals, p in [0, 1]) without printf. */
@@ -153,6 +241,10 @@ int cmd_score(int argc, char **argv)
     double *prob = NULL;
     ch_buf *blocks = NULL;
     size_t n_blocks = 0;
+    ch_explainer *explainer = NULL;
+    unsigned long long k_reasons = 0;
+    unsigned long long k_actions = 0;
+    int by_value = 0;
     FILE *f = NULL;
     ch_buf b;
     char rej_buf[4200];
@@ -170,6 +262,14 @@ int cmd_score(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             help();
             return CLI_OK;
+        } else if (strcmp(a, "--by-value") == 0) {
+            by_value = 1;
+        } else if (strcmp(a, "--explain") == 0 || strcmp(a, "--actions") == 0) {
+            unsigned long long *k = strcmp(a, "--explain") == 0 ? &k_reasons : &k_actions;
+            if (i + 1 >= argc || cli_parse_u64(argv[++i], k) != 0 || *k < 1 ||
+                *k > CH_EXPLAIN_MAX_K)
+                return cli_usage_error("score", "%s takes a number from 1 to %d", a,
+                                       CH_EXPLAIN_MAX_K);
         } else if (strcmp(a, "--model") == 0 || strcmp(a, "--in") == 0 || strcmp(a, "--out") == 0 ||
                    strcmp(a, "--rejects") == 0 || strcmp(a, "--threads") == 0) {
             if (i + 1 >= argc)
@@ -201,6 +301,14 @@ int cmd_score(int argc, char **argv)
         threads = (long)ch_config_num(cfg, "train.threads");
     if ((code = cli_load_model(cfg, "score", ref, &bundle, NULL)) != 0)
         goto done;
+    if (k_reasons > 0 || k_actions > 0) {
+        ch_error err = {0};
+        ch_err rc = ch_explainer_new(bundle, &explainer, &err);
+        if (rc != CH_OK) {
+            code = cli_fail("score", rc, &err);
+            goto done;
+        }
+    }
     if (rejects == NULL && strcmp(out, "-") != 0) {
         snprintf(rej_buf, sizeof rej_buf, "%s.rejects.csv", out);
         rejects = rej_buf;
@@ -235,6 +343,10 @@ int cmd_score(int argc, char **argv)
         J.prob = prob;
         J.n_rows = n;
         J.id_col = ch_schema_id(ch_bundle_schema(bundle));
+        J.explainer = explainer;
+        J.k_reasons = (size_t)k_reasons;
+        J.k_actions = (size_t)k_actions;
+        J.by_value = by_value;
         J.threshold = ch_bundle_threshold(bundle);
         J.medium = J.threshold * ch_config_num(cfg, "score.medium_from");
         n_blocks = (n + BLOCK - 1) / BLOCK;
@@ -267,7 +379,12 @@ int cmd_score(int argc, char **argv)
         code = CLI_IO;
         goto done;
     }
-    ch_buf_puts(&b, "id,probability,label,risk_band\n");
+    ch_buf_puts(&b, "id,probability,label,risk_band");
+    for (unsigned long long k = 1; k <= k_reasons; k++)
+        ch_buf_printf(&b, ",reason_%llu,reason_%llu_logodds,reason_%llu_points", k, k, k);
+    for (unsigned long long k = 1; k <= k_actions; k++)
+        ch_buf_printf(&b, ",action_%llu,action_%llu_probability,action_%llu_value", k, k, k);
+    ch_buf_putc(&b, '\n');
     if (ch_buf_status(&b) != CH_OK || fwrite(b.data, 1, b.len, f) != b.len) {
         fprintf(stderr, "churn score: %s: write failed\n", out);
         code = CLI_IO;
@@ -305,6 +422,7 @@ done:
         ch_buf_reset(&blocks[k]);
     ch_free(blocks);
     ch_free(prob);
+    ch_explainer_free(explainer);
     ch_ingest_report_free(rep);
     ch_frame_free(frame);
     ch_bundle_free(bundle);
