@@ -1,79 +1,76 @@
 /*
- * forest.c -- XGBoost tree ensembles compiled for the request path: margins
- * and exact path-dependent TreeSHAP for one row in a few microseconds.
+ * forest.c -- XGBoost tree ensembles compiled for the request path: the
+ * margin of one row in about a microsecond and its exact path-dependent
+ * TreeSHAP contributions in a few tens (300 trees of depth 6).
  *
  * Loading reads the JSON object XGBoost's SaveModel writes (binary:logistic,
- * gbtree, numerical splits) and lays every tree out three times, each time
- * for one job:
+ * gbtree, numerical splits) and lays every tree out three times, each for
+ * one job:
  *
  *   canonical  all reachable nodes of all trees in one array, depth-first
- *              (pre-order) per tree, with children, cover and leaf value as
- *              XGBoost has them. Used to build the other two and by the
- *              classic TreeSHAP reference.
- *   predict    16-byte nodes, breadth-first per tree so that the two children
- *              of a node are adjacent (right = left + 1) and the first levels
- *              share cache lines. A leaf points to itself and can never step
- *              right, so ch_forest_predict() walks 8 trees at once for a fixed
+ *              per tree, with children, cover and leaf value as XGBoost has
+ *              them. The other layouts are built from it, and the classic
+ *              TreeSHAP reference runs on it.
+ *   predict    12-byte nodes {threshold, row index, left child}, breadth-
+ *              first per tree, so the two children of a node are adjacent
+ *              (right = left + 1). A leaf steps to itself, which lets
+ *              ch_forest_predict() walk 16 trees side by side for a fixed
  *              number of steps (the group's depth) with no data-dependent
- *              branch, which keeps 8 independent load chains in flight.
- *   shap       32-byte records, one per split node (leaves are folded into
- *              their parent), pre-order per tree, holding what the TreeSHAP
- *              kernel reads: feature, threshold, the cover fractions of both
- *              child edges (already merged with earlier splits on the same
- *              feature), the leaf values of leaf children and where the
- *              previous split on the same feature is. 300 trees of depth 6
- *              take about 600 KB, which stays in L2 from row to row.
+ *              branch: 16 independent load chains in flight.
+ *   shap       one record per split, leaves folded into their parents, in
+ *              three kinds (inode, tnode, bnode below) that the kernel
+ *              processes in straight loops.
  *
  * Exactness against libxgboost. XGBoost converts each input to float and
  * goes left when float(x) < threshold, NaN following the node's default
- * direction; it starts every margin at base margin -logf(1/base_score - 1)
- * computed in float and adds the leaf values tree by tree in float. All of
- * this is replicated, so margins are bit-identical to XGBoost's. (The only
- * imprecision: JSON numbers are parsed to double and then rounded to float,
- * where XGBoost parses to float directly; the two differ only for decimal
- * strings within 2^-53 of a float rounding boundary, which XGBoost's own
- * shortest-representation writer does not produce in practice.)
+ * direction; it starts every margin at the base margin -logf(1/base_score -
+ * 1) computed in float and adds the leaf values tree by tree in float. All
+ * of this is replicated (missing values through the "doubled row", see
+ * pnode), so margins are bit-identical to XGBoost's. The one gap: JSON
+ * numbers are parsed to double and then rounded to float where XGBoost
+ * parses to float directly; the two differ only for decimal strings within
+ * 2^-53 of a float rounding boundary, which XGBoost's own shortest-
+ * representation writer does not produce.
  *
  * Contributions: path-dependent TreeSHAP, the quantity XGBoost's
  * pred_contribs computes with the recursion of Lundberg, Erion and Lee,
  * "Consistent individualized feature attribution for tree ensembles"
- * (2018), Algorithm 2, which costs O(L D^2) per tree (L leaves, depth D).
- * We compute the same numbers with the polynomial formulation of Yu, Xu,
- * Bifet and Read, "Linear TreeShap" (NeurIPS 2022), O(N D) per tree. For a
- * leaf l whose path has unique features j (repeated splits on a feature
- * merged, as TreeSHAP does) with cover fraction Z_j and "x satisfies every
- * split on j" O_j in {0, 1}, the Shapley weights are Beta integrals, so
+ * (arXiv 1802.03888, Algorithm 2), which costs O(L D^2) per tree (L
+ * leaves, depth D). We compute the same numbers with the polynomial
+ * formulation of Linear TreeShap (Yu et al., NeurIPS 2022), O(N D) per tree
+ * for N nodes, evaluated by quadrature. For a leaf l whose path has unique
+ * features j (repeated splits on a feature merged, as TreeSHAP does) with
+ * merged cover fraction Z_j and O_j = 1 if x satisfies every split on j on
+ * the path (else 0), the Shapley weights are Beta integrals, so
  *
- *     phi_k += v_l (O_k - Z_k) * integral_0^1 prod_{j != k} (Z_j + t (O_j - Z_j)) dt.
+ *     phi_k += v_l (O_k - Z_k) integral_0^1 prod_{j != k} (Z_j + t (O_j - Z_j)) dt.
  *
  * The integrand is a polynomial of degree < D, so an m-point Gauss-Legendre
- * rule with 2m >= D is exact; we evaluate every polynomial at the m nodes
- * at once (m = 4 per vector of doubles: one AVX2 register covers depth 8).
- * Per row and tree, one top-down pass carries Pex_p(t), the product of the
- * path's factors to node p except the one of p's own feature (times the
- * quadrature weights), and one bottom-up pass carries Q_p(t), the leaves'
- * values below p times their factors below p; each split then adds
- * Pex_p(t) * D_p(t) to its feature, where D_p = sum over the two children
- * of (O' - Z') Q_child, minus (O_prev - Z_prev) Q_p when the feature split
- * earlier on the path (that earlier split's share of these leaves moves
- * here). The two passes are straight loops over the 32-byte records,
- * branch-free except for repeated features, whose previous factor is
- * divided out. Trees that this cannot handle exactly (a repeated feature
- * whose merged cover fraction is 0, or more than 64 distinct features on
- * one path) go to the classic recursion instead; XGBoost's own models
- * essentially never have either.
+ * rule with 2m >= D is exact; every polynomial is carried as its values at
+ * the m points, 4 per vector of doubles (one AVX2 register covers paths of
+ * up to 8 distinct features; deeper trees use several vectors). Per row and
+ * tree, a top-down pass carries pex (the path's factors except the split's
+ * own feature's), a bottom-up pass carries q (the leaves below times their
+ * factors below), and each split adds pex * D to its feature's
+ * accumulator, where D is the share of its leaves (see shap_body()).
+ * Fast TreeSHAP v2 (Yang 2021) would instead tabulate every leaf's 2^D
+ * patterns of satisfied conditions: megabytes per model, scattered reads.
+ * Trees the kernel cannot do exactly (a repeated feature whose merged cover
+ * fraction underflowed to 0, more than 64 distinct features on one path)
+ * take the classic recursion instead; XGBoost's own models essentially
+ * never have either.
  *
  * Contributions are computed in double from XGBoost's float cover fractions
  * (cover(child) / cover(parent) in float, merged products in float, as
  * XGBoost does), so they agree with pred_contribs to its float rounding.
- * The bias is base margin + the trees' expected values, plus the
+ * The bias is the base margin plus the trees' expected values, plus the
  * difference between the float margin and the double sum of the same
- * leaves: the contributions then add up to the returned margin exactly
- * (up to double rounding), and that margin is XGBoost's.
+ * leaves, so that the contributions add up to the returned margin (to
+ * double rounding), and that margin is XGBoost's.
  *
  * Workload: loaded once per model, then scored and explained per request
- * from many threads. Nothing here allocates after loading; the SHAP
- * kernel's scratch lives in a per-thread ch_forest_ws.
+ * from many threads. Nothing allocates after loading; the SHAP kernel's
+ * scratch lives in a per-thread ch_forest_ws.
  */
 #include "ch/forest.h"
 
@@ -106,8 +103,14 @@
 #endif
 #define MIN_ROWS_PER_THREAD 256
 
+/* Most features; the kernel's 32-bit byte offsets into its per-feature
+ * accumulators (32 bytes each) stay in range. */
+#ifndef CH_FOREST_MAX_FEATURES
+#define CH_FOREST_MAX_FEATURES ((size_t)1 << 26)
+#endif
+
 /* Trees predicted side by side. */
-#define GROUP 8
+#define GROUP 16
 
 /* The fast kernel handles up to NV_MAX vectors of 4 quadrature points,
  * exact for paths of up to 8 * NV_MAX distinct features. */
@@ -127,53 +130,120 @@ typedef struct cnode {
     uint8_t dl;    /* 1: missing values go left */
 } cnode;
 
-/* A predict node. Internal: go right iff float(x) >= thr, or x is NaN and
- * the default is right. Leaf: thr is NaN (never >=) and the default is
- * left, so it steps to 'left' = itself forever. */
+/*
+ * Rows are read as XGBoost reads them, from a "doubled row" of 2 n floats:
+ * float(x[j]) at j and at n + j, except that a missing value is -inf at j
+ * and +inf at n + j. A split on feature j whose missing values go left
+ * reads index j, one whose missing values go right reads n + j; either way
+ * "go right iff value >= threshold" is then XGBoost's rule (left iff
+ * x < threshold, missing to the default side), with no test for NaN.
+ * Thresholds are finite, so the infinities always fall on the right side.
+ */
+
+/* A predict node. Internal: go right iff xb[fx] >= thr. Leaf: thr is NaN
+ * (never >=), so it steps to 'left' = itself forever. Leaf values are in
+ * the parallel array pleaf. */
 typedef struct pnode {
     float thr;     /* threshold; NaN for a leaf */
-    uint32_t feat; /* feature | PN_DEFAULT_LEFT */
+    uint32_t fx;   /* index into the doubled row; 0 for a leaf */
     uint32_t left; /* index of the left child (right = left + 1); a leaf: itself */
-    float leaf;    /* leaf value; 0 for a split */
 } pnode;
-#define PN_DEFAULT_LEFT 0x80000000u
 
-/* A split node for the SHAP kernel ('i' below is its index in its tree's
- * pre-order of split nodes; 'ni' the tree's number of split nodes, which
- * is also the index of a scratch slot that stands in for every leaf). */
-typedef struct snode {
-    uint32_t feat;  /* split feature */
-    float thr;      /* threshold, as in pnode */
-    float a[2];     /* merged cover fraction Z' of the left and right edge */
-    float v[2];     /* leaf value of a leaf child; 0 for a split child */
-    uint32_t right; /* index of the right child if a split, else ni */
-    uint32_t bits;  /* SN_* flags | prev_edge << SN_EDGE_SHIFT */
-} snode;
-#define SN_DEFAULT_LEFT   1u /* missing values go left */
-#define SN_LEFT_SPLIT     2u /* the left child is a split, at index i + 1 */
-#define SN_REPEAT         4u /* the feature splits on the path above */
-#define SN_EDGE_SHIFT     3
-/* prev_edge: for SN_REPEAT, 2 * j + side, the edge below the nearest
- * ancestor j on the same feature (side 0 left, 1 right); otherwise 2 * ni,
- * a scratch slot that always holds 1. */
+/*
+ * The SHAP kernel's records. A tree's splits are "inner" (a child is a
+ * split: inode), "bottom" (both children are leaves: bnode) or, for an
+ * inner split whose two children are bottom splits, all three on features
+ * new to their paths, one "twig" (tnode). Each record has a slot in the
+ * kernel's scratch arrays: inner nodes first, breadth-first, then twigs,
+ * then bottom nodes on a feature new to their path, then the other bottom
+ * nodes (tree_shap_layout()); 'ni' is the number of slots, and slot ni
+ * stands for any leaf. An edge is 2 * slot + side (0 left, 1 right); edge
+ * 2 * ni is a scratch byte that always holds 1.
+ */
+typedef struct inode {
+    double a[2];       /* merged cover fraction Z' of the left and right edge */
+    double v[2];       /* leaf value of a leaf child; 0 for a split child */
+    double zprev;      /* merged cover fraction of the feature above; 1 when new */
+    uint32_t feat;     /* split feature */
+    float thr;         /* threshold, as in pnode */
+    uint32_t child[2]; /* slots of the children; ni for a leaf */
+    uint32_t fx;       /* index into the doubled row */
+    uint32_t pe;       /* edge below the nearest split on 'feat' above; 2 ni if none */
+} inode;
+/* The kernel addresses scratch by byte offset: 'child' and 'slot' hold
+ * slot * nv * sizeof(v4d) and 'feat' feature * sizeof(v4d) once a tree is
+ * laid out (see tree_shap_offsets()). */
+
+/* A twig: a split (on a feature new to its path) whose two children are
+ * bottom splits on features new to theirs. Its q is a quadratic in t and
+ * everything else follows from three directions, so all three nodes are
+ * done at once, mostly in scalars (see the twig loop of shap_body()). */
+typedef struct tnode {
+    double a[2];       /* cover fractions of the twig's two edges */
+    double sigma;      /* a[0] cs[0] + a[1] cs[1] */
+    double cs[2];      /* the children's s (see bnode) */
+    double cv[2][2];   /* the children's leaf values */
+    uint32_t slot;     /* its slot (a byte offset, as in inode) */
+    uint32_t feat;     /* its feature (a byte offset) */
+    uint32_t fx;       /* index into the doubled row */
+    float thr;         /* threshold */
+    uint32_t cfeat[2]; /* the children's features (byte offsets) */
+    uint32_t cfx[2];   /* the children's row indices */
+    float cthr[2];     /* the children's thresholds */
+} tnode;
+
+typedef struct bnode {
+    double v[2];   /* leaf values */
+    double s;      /* a[0] v[0] + a[1] v[1]: the node's mean value */
+    double zprev;  /* as in inode */
+    uint32_t feat; /* split feature */
+    float thr;     /* threshold */
+    uint32_t slot; /* its slot */
+    uint32_t fx;   /* index into the doubled row */
+    uint32_t pe;   /* as in inode */
+    uint32_t rep;  /* 1: the feature splits on the path above */
+} bnode;
 
 /* Per tree. */
 typedef struct tree_info {
-    uint32_t c_off;  /* first canonical node */
-    uint32_t c_n;    /* canonical nodes */
-    uint32_t s_off;  /* first snode */
-    uint32_t s_n;    /* split nodes (ni) */
-    uint32_t p_root; /* predict root */
-    uint16_t depth;  /* deepest leaf, edges */
-    uint8_t nv;      /* vectors of quadrature points (0 when classic) */
-    uint8_t classic; /* 1: the SHAP kernel uses classic TreeSHAP here */
-    float root_leaf; /* leaf value when the root is a leaf */
-    double expect;   /* cover-weighted mean of the leaves (the tree's bias) */
+    uint32_t c_off;       /* first canonical node */
+    uint32_t c_n;         /* canonical nodes */
+    uint32_t p_root;      /* predict root */
+    uint32_t in_off;      /* first inode */
+    uint32_t n_in;        /* inner split nodes */
+    uint32_t tw_off;      /* first tnode */
+    uint32_t n_tw;        /* twigs */
+    uint32_t bn_off;      /* first bnode */
+    uint32_t n_bot;       /* bottom split nodes */
+    uint32_t n_bot_plain; /* of which on a feature new to their path (listed first) */
+    uint16_t depth;       /* deepest leaf, edges */
+    uint8_t nv;           /* vectors of quadrature points (0 when classic) */
+    uint8_t classic;      /* 1: the SHAP kernel uses classic TreeSHAP here */
+    double expect;        /* cover-weighted mean of the leaves (the tree's bias) */
 } tree_info;
 
-typedef float (*shap_kernel_fn)(const snode *nd, uint32_t ni, int nv, const double *x,
-                                const v4d *tq, const v4d *wq, v4d *pex, v4d *q, uint8_t *oe,
-                                uint8_t *hp, v4d *acc);
+/* What the kernel reads and writes for one row (and, per tree, the tree). */
+typedef struct kargs {
+    const inode *in;  /* inner nodes */
+    const tnode *tw;  /* twigs */
+    const bnode *bn;  /* bottom nodes */
+    uint32_t n_in;    /* inner nodes */
+    uint32_t n_tw;    /* twigs */
+    uint32_t n_plain; /* bottom nodes on a new feature */
+    uint32_t n_bot;   /* bottom nodes */
+    const float *xf;  /* the doubled row */
+    const v4d *tq;    /* nv vectors: quadrature nodes t */
+    const v4d *wq;    /* weights */
+    const v4d *uq;    /* 1 - t */
+    const v4d *zq;    /* zeros */
+    v4d *pex;         /* scratch, (slots + 1) * nv */
+    v4d *q;           /* scratch, (slots + 1) * nv */
+    v4d *acc;         /* per feature, lanes summed at the end */
+    uint8_t *oe;      /* scratch, 2 slots + 1 */
+} kargs;
+
+/* Adds the contributions of every fast tree of a forest to k->acc. */
+typedef void (*shap_kernel_fn)(const struct ch_forest *f, kargs *k);
 
 struct ch_forest {
     size_t n_features;    /* row width callers feed */
@@ -184,15 +254,20 @@ struct ch_forest {
     cnode *cn;            /* canonical nodes, all trees */
     size_t n_cn;          /* entries of 'cn' */
     pnode *pn;            /* predict nodes; pn[0] is a dummy leaf of value 0 */
+    float *pleaf;         /* leaf value per predict node; 0 for splits */
     size_t n_pn;          /* entries of 'pn' */
     uint32_t *proot;      /* predict roots, padded with 0 to a multiple of GROUP */
     uint16_t *gdepth;     /* steps per group of GROUP trees */
     size_t n_groups;      /* groups */
-    snode *sn;            /* SHAP split nodes, all trees */
-    size_t n_sn;          /* entries of 'sn' */
+    inode *in;            /* SHAP inner nodes, all trees */
+    size_t n_in;          /* entries of 'in' */
+    tnode *tw;            /* SHAP twigs, all trees */
+    size_t n_tw;          /* entries of 'tw' */
+    bnode *bn;            /* SHAP bottom nodes, all trees */
+    size_t n_bn;          /* entries of 'bn' */
     void *quad_mem;       /* allocation behind 'quad' */
-    const v4d *quad;      /* Gauss-Legendre nodes and weights on [0, 1], see quad_at() */
-    size_t max_ni;        /* most split nodes in one fast tree */
+    const v4d *quad;      /* quadrature tables, see quad_at() */
+    size_t max_slots;     /* most split nodes in one fast tree */
     int max_nv;           /* most quadrature vectors of one fast tree */
     size_t classic_depth; /* deepest classic tree + 1 (0: none) */
     size_t max_depth;     /* deepest tree */
@@ -212,24 +287,23 @@ typedef struct path_el {
 
 struct ch_forest_ws {
     void *mem;        /* the one allocation */
-    size_t max_ni;    /* capacity: split nodes */
+    size_t max_slots; /* capacity: split nodes */
     int max_nv;       /* capacity: quadrature vectors */
     size_t n_feat;    /* capacity: features */
     size_t n_path;    /* capacity: classic path elements */
-    v4d *pex;         /* (max_ni + 1) * max_nv */
-    v4d *q;           /* (max_ni + 1) * max_nv */
+    v4d *pex;         /* (max_slots + 1) * max_nv */
+    v4d *q;           /* (max_slots + 1) * max_nv */
     v4d *acc;         /* n_feat */
-    uint8_t *oe;      /* 2 * max_ni + 1 */
-    uint8_t *hp;      /* max_ni + 1 */
+    float *xf;        /* 2 n_feat: the doubled row */
+    uint8_t *oe;      /* 2 max_slots + 1 */
     path_el *path;    /* n_path, or NULL */
 };
 
-/* Quadrature nodes then weights for 'nv' vectors: quad[nv(nv-1)], nv each. */
-static const v4d *quad_at(const ch_forest *f, int nv, const v4d **weights)
+/* The quadrature tables for 'nv' vectors of points: nodes t, weights w,
+ * 1 - t and zeros, nv vectors each, at quad[2 nv (nv - 1)]. */
+static const v4d *quad_at(const ch_forest *f, int nv)
 {
-    const v4d *t = f->quad + (size_t)nv * (size_t)(nv - 1);
-    *weights = t + nv;
-    return t;
+    return f->quad + 2 * (size_t)nv * (size_t)(nv - 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -337,6 +411,10 @@ typedef struct load_tmp {
     int32_t *queue;     /* BFS queue */
     int32_t *last_edge; /* per feature: edge of the latest split on the path, -1 */
     uint32_t *distinct; /* features on the current path */
+    float *ea;          /* merged cover fraction per edge (2 * local node + side) */
+    uint8_t *rep;       /* per local node: its feature splits above it */
+    uint8_t *kind;      /* per local node: K_* */
+    bnode *kid;         /* per local node: a twig child's record */
 } load_tmp;
 
 static void tmp_free(load_tmp *t)
@@ -354,6 +432,10 @@ static void tmp_free(load_tmp *t)
     ch_free(t->queue);
     ch_free(t->last_edge);
     ch_free(t->distinct);
+    ch_free(t->ea);
+    ch_free(t->rep);
+    ch_free(t->kind);
+    ch_free(t->kid);
 }
 
 static ch_err tmp_alloc(load_tmp *t, size_t n, size_t n_feat, ch_error *err)
@@ -372,9 +454,14 @@ static ch_err tmp_alloc(load_tmp *t, size_t n, size_t n_feat, ch_error *err)
     t->queue = ch_malloc_array(n, sizeof *t->queue);
     t->last_edge = ch_malloc_array(n_feat + 1, sizeof *t->last_edge);
     t->distinct = ch_malloc_array(CH_FOREST_MAX_DEPTH + 1, sizeof *t->distinct);
+    t->ea = ch_malloc_array(2 * n + 1, sizeof *t->ea);
+    t->rep = ch_malloc_array(n, sizeof *t->rep);
+    t->kind = ch_malloc_array(n, sizeof *t->kind);
+    t->kid = ch_malloc_array(n, sizeof *t->kid);
     if (t->l == NULL || t->r == NULL || t->feat == NULL || t->thr == NULL || t->cover == NULL ||
         t->dl == NULL || t->canon == NULL || t->stack == NULL || t->stack_d == NULL ||
-        t->lidx == NULL || t->queue == NULL || t->last_edge == NULL || t->distinct == NULL)
+        t->lidx == NULL || t->queue == NULL || t->last_edge == NULL || t->distinct == NULL ||
+        t->ea == NULL || t->rep == NULL || t->kind == NULL || t->kid == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     for (size_t k = 0; k <= n_feat; k++)
         t->last_edge[k] = -1;
@@ -423,8 +510,10 @@ static ch_err tree_arrays_get(const ch_json *tree, size_t ti, tree_arrays *a, si
         const ch_json *slv = ch_json_get(tp, "size_leaf_vector");
         const ch_json *nn = ch_json_get(tp, "num_nodes");
         if (slv != NULL && (param_number(slv, &v) != 0 || (v != 0 && v != 1)))
-            return fail(err, CH_EMODEL, "%s.tree_param.size_leaf_vector: vector leaves are not "
-                        "supported", path);
+            return fail(err, CH_EMODEL,
+                        "%s.tree_param.size_leaf_vector: vector leaves are not "
+                        "supported",
+                        path);
         if (nn != NULL && (param_number(nn, &v) != 0 || v != (double)*n))
             return fail(err, CH_EFORMAT, "%s.tree_param.num_nodes: does not match the %zu nodes",
                         path, *n);
@@ -439,36 +528,47 @@ static ch_err tree_parse(const tree_arrays *a, size_t n, size_t ti, size_t n_fea
     for (size_t j = 0; j < n; j++) {
         long l, r, v;
         if (arr_int(a->l, j, -1, (long)n - 1, &l) != 0 || l == 0)
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].left_children[%zu]: not -1 or a node "
-                        "index in 1..%zu", ti, j, n - 1);
+            return fail(err, CH_EFORMAT,
+                        TREES_PATH "[%zu].left_children[%zu]: not -1 or a node "
+                                   "index in 1..%zu",
+                        ti, j, n - 1);
         if (arr_int(a->r, j, -1, (long)n - 1, &r) != 0 || r == 0)
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].right_children[%zu]: not -1 or a node "
-                        "index in 1..%zu", ti, j, n - 1);
+            return fail(err, CH_EFORMAT,
+                        TREES_PATH "[%zu].right_children[%zu]: not -1 or a node "
+                                   "index in 1..%zu",
+                        ti, j, n - 1);
         if ((l < 0) != (r < 0) || (l >= 0 && l == r))
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu]: node %zu has children %ld and %ld",
-                        ti, j, l, r);
+            return fail(err, CH_EFORMAT, TREES_PATH "[%zu]: node %zu has children %ld and %ld", ti,
+                        j, l, r);
         t->l[j] = (int32_t)l;
         t->r[j] = (int32_t)r;
         t->feat[j] = 0;
         if (l >= 0) {
             if (arr_int(a->si, j, 0, (long)n_feat - 1, &v) != 0)
-                return fail(err, CH_EFORMAT, TREES_PATH "[%zu].split_indices[%zu]: not a "
-                            "feature index below num_feature %zu", ti, j, n_feat);
+                return fail(err, CH_EFORMAT,
+                            TREES_PATH "[%zu].split_indices[%zu]: not a "
+                                       "feature index below num_feature %zu",
+                            ti, j, n_feat);
             t->feat[j] = (uint32_t)v;
             if (a->st != NULL && (arr_int(a->st, j, 0, 1, &v) != 0 || v != 0))
-                return fail(err, CH_EMODEL, TREES_PATH "[%zu].split_type[%zu]: categorical "
-                            "splits are not supported", ti, j);
+                return fail(err, CH_EMODEL,
+                            TREES_PATH "[%zu].split_type[%zu]: categorical "
+                                       "splits are not supported",
+                            ti, j);
         }
         if (arr_float(a->sc, j, 0, &t->thr[j]) != 0)
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].split_conditions[%zu]: not a finite "
-                        "float", ti, j);
+            return fail(err, CH_EFORMAT,
+                        TREES_PATH "[%zu].split_conditions[%zu]: not a finite "
+                                   "float",
+                        ti, j);
         if (arr_int(a->dl, j, 0, 1, &v) != 0)
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].default_left[%zu]: not 0 or 1", ti,
-                        j);
+            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].default_left[%zu]: not 0 or 1", ti, j);
         t->dl[j] = (uint8_t)v;
         if (arr_float(a->sh, j, 1, &t->cover[j]) != 0)
-            return fail(err, CH_EFORMAT, TREES_PATH "[%zu].sum_hessian[%zu]: not a finite "
-                        "number >= 0", ti, j);
+            return fail(err, CH_EFORMAT,
+                        TREES_PATH "[%zu].sum_hessian[%zu]: not a finite "
+                                   "number >= 0",
+                        ti, j);
     }
     return CH_OK;
 }
@@ -517,8 +617,10 @@ static ch_err tree_canon(ch_forest *f, size_t ti, size_t n, load_tmp *t, ch_erro
         c->dl = t->dl[j];
         if (t->l[j] >= 0) {
             if (!(t->cover[j] > 0))
-                return fail(err, CH_EFORMAT, TREES_PATH "[%zu].sum_hessian[%d]: a split node "
-                            "needs a positive cover", ti, (int)j);
+                return fail(err, CH_EFORMAT,
+                            TREES_PATH "[%zu].sum_hessian[%d]: a split node "
+                                       "needs a positive cover",
+                            ti, (int)j);
             if (top + 2 > n)
                 return fail(err, CH_EFORMAT, TREES_PATH "[%zu]: not a tree", ti);
             t->stack[top] = t->r[j];
@@ -540,6 +642,12 @@ static ch_err tree_canon(ch_forest *f, size_t ti, size_t n, load_tmp *t, ch_erro
     return CH_OK;
 }
 
+/* Where split 'c' reads its feature in the doubled row. */
+static uint32_t row_index(const ch_forest *f, const cnode *c)
+{
+    return c->feat + (c->dl ? 0u : (uint32_t)f->n_features);
+}
+
 /* Lays tree 'ti' out breadth-first in f->pn. */
 static void tree_predict_layout(ch_forest *f, size_t ti, load_tmp *t)
 {
@@ -554,14 +662,14 @@ static void tree_predict_layout(ch_forest *f, size_t ti, load_tmp *t)
         pnode *p = &f->pn[base + head];
         if (c->left < 0) {
             p->thr = NAN;
-            p->feat = PN_DEFAULT_LEFT;
+            p->fx = 0;
             p->left = base + head;
-            p->leaf = c->thr;
+            f->pleaf[base + head] = c->thr;
         } else {
             p->thr = c->thr;
-            p->feat = c->feat | (c->dl ? PN_DEFAULT_LEFT : 0u);
+            p->fx = row_index(f, c);
             p->left = base + tail;
-            p->leaf = 0.0f;
+            f->pleaf[base + head] = 0.0f;
             t->queue[tail++] = c->left;
             t->queue[tail++] = c->right;
         }
@@ -571,13 +679,25 @@ static void tree_predict_layout(ch_forest *f, size_t ti, load_tmp *t)
     f->n_pn += tail;
 }
 
-/* State of the SHAP layout walk over one tree. */
+/* Kinds of canonical nodes in the SHAP layout. */
+enum {
+    K_LEAF = 0,    /* a leaf (folded into its parent's record) */
+    K_INNER = 1,   /* a split with at least one split child: inode */
+    K_TWIG = 2,    /* a split whose children are both plain bottom splits: tnode */
+    K_BOTTOM = 3,  /* a split whose children are both leaves: bnode */
+    K_TWIG_KID = 4 /* a bottom split inside a twig (no record of its own) */
+};
+
+/* State of the SHAP layout of one tree. t->lidx holds, per canonical node
+ * of the tree, its slot (-1 for leaves and twig children); t->kind its
+ * kind; t->rep whether its feature splits above it. */
 typedef struct sh_walk {
     ch_forest *f;
     load_tmp *t;
-    snode *sn;       /* the tree's first snode */
-    uint32_t ni;     /* the tree's split nodes */
-    uint32_t c_off;  /* the tree's first canonical node */
+    const tree_info *ts;
+    uint32_t ni;     /* slots: inner + twig + bottom */
+    uint32_t n_in;   /* inner slots */
+    uint32_t n_tw;   /* twig slots */
     size_t n_dist;   /* distinct features on the current path */
     size_t max_dist; /* most distinct features on a path */
     double expect;   /* sum of leaf value x merged cover fractions */
@@ -585,56 +705,85 @@ typedef struct sh_walk {
     size_t n_repeat; /* split nodes on a repeated feature */
 } sh_walk;
 
-/* Merged cover fraction of edge 'e' (2 * j + side). */
-static float edge_z(const sh_walk *w, int32_t e)
+static int is_leaf(const ch_forest *f, int32_t c)
 {
-    return w->sn[e >> 1].a[e & 1];
+    return f->cn[c].left < 0;
+}
+
+/* Tree-local index of canonical node 'c'. */
+static uint32_t loc(const sh_walk *w, int32_t c)
+{
+    return (uint32_t)(c - (int32_t)w->ts->c_off);
+}
+
+/* Marks in t->rep the splits below 'c' (inclusive) whose feature splits
+ * above them; t->last_edge serves as a per-feature "on the path" mark. */
+static void sh_mark_repeats(sh_walk *w, int32_t c)
+{
+    const cnode *nd = &w->f->cn[c];
+    int32_t was = w->t->last_edge[nd->feat];
+    if (nd->left < 0)
+        return;
+    w->t->rep[loc(w, c)] = (uint8_t)(was >= 0);
+    w->t->last_edge[nd->feat] = 0;
+    sh_mark_repeats(w, nd->left);
+    sh_mark_repeats(w, nd->right);
+    w->t->last_edge[nd->feat] = was;
 }
 
 /* Adds leaf value 'v' times the product of the merged cover fractions of
- * the path's distinct features: its share of the tree's expected value. */
+ * the path's distinct features: its share of the tree's expected value.
+ * t->last_edge holds canonical edges (2 * local node + side) here. */
 static void sh_leaf(sh_walk *w, float v)
 {
     double p = 1.0;
     for (size_t k = 0; k < w->n_dist; k++)
-        p *= (double)edge_z(w, w->t->last_edge[w->t->distinct[k]]);
+        p *= (double)w->t->ea[w->t->last_edge[w->t->distinct[k]]];
     w->expect += (double)v * p;
     if (w->n_dist > w->max_dist)
         w->max_dist = w->n_dist;
 }
 
+/* The slot-based edge ('pe') of canonical edge 'e' of an inner node. */
+static uint32_t slot_edge(const sh_walk *w, int32_t e)
+{
+    return 2u * (uint32_t)w->t->lidx[e >> 1] + (uint32_t)(e & 1);
+}
+
+/* Slot of child 'c' as its parent's record sees it: ni for a leaf. */
+static uint32_t child_slot(const sh_walk *w, int32_t c)
+{
+    return is_leaf(w->f, c) ? w->ni : (uint32_t)w->t->lidx[loc(w, c)];
+}
+
 /*
- * Fills the snode of canonical split node 'c' and recurses into its split
- * children (depth is bounded by CH_FOREST_MAX_DEPTH). t->last_edge holds,
- * per feature, the edge below the nearest split on it along the path.
+ * Visits canonical split node 'c': fills its record (inode, tnode or
+ * bnode, at its slot; a twig child's values go into its parent's tnode)
+ * and recurses into split children (depth is bounded by
+ * CH_FOREST_MAX_DEPTH). t->last_edge holds, per feature, the canonical
+ * edge below the nearest split on it along the path, and t->ea the merged
+ * cover fraction of every canonical edge seen.
  */
 static void sh_visit(sh_walk *w, int32_t c)
 {
-    const cnode *nd = &w->f->cn[c];
+    ch_forest *f = w->f;
     load_tmp *t = w->t;
-    uint32_t i = (uint32_t)t->lidx[c - (int32_t)w->c_off];
-    snode *s = &w->sn[i];
-    int32_t pe = t->last_edge[nd->feat];
-    int rep = pe >= 0;
-    float zprev = rep ? edge_z(w, pe) : 1.0f;
+    const cnode *nd = &f->cn[c];
+    uint32_t l = loc(w, c);
     int32_t kids[2] = {nd->left, nd->right};
+    int32_t pe = t->last_edge[nd->feat];
+    int rep = t->rep[l];
+    float zprev = rep ? t->ea[pe] : 1.0f;
+    uint32_t pe_slot = rep ? slot_edge(w, pe) : 2u * w->ni;
+    uint32_t slot = (uint32_t)t->lidx[l];
+    float a[2];
 
-    s->feat = nd->feat;
-    s->thr = nd->thr;
-    s->bits = (nd->dl ? SN_DEFAULT_LEFT : 0u) | (rep ? SN_REPEAT : 0u) |
-              ((rep ? (uint32_t)pe : 2u * w->ni) << SN_EDGE_SHIFT);
     for (int side = 0; side < 2; side++) {
-        const cnode *ch = &w->f->cn[kids[side]];
         /* XGBoost: float cover fraction, times the incoming fraction in float. */
-        float z = ch->cover / nd->cover;
-        s->a[side] = rep ? z * zprev : z;
-        s->v[side] = ch->left < 0 ? ch->thr : 0.0f;
+        float z = f->cn[kids[side]].cover / nd->cover;
+        a[side] = rep ? z * zprev : z;
+        t->ea[2 * l + (uint32_t)side] = a[side];
     }
-    if (nd->left >= 0 && w->f->cn[nd->left].left >= 0)
-        s->bits |= SN_LEFT_SPLIT;
-    s->right = w->f->cn[nd->right].left >= 0
-                   ? (uint32_t)t->lidx[nd->right - (int32_t)w->c_off]
-                   : w->ni;
     if (rep) {
         w->n_repeat++;
         if (zprev == 0.0f)
@@ -642,48 +791,212 @@ static void sh_visit(sh_walk *w, int32_t c)
     } else {
         t->distinct[w->n_dist++] = nd->feat;
     }
+    switch (t->kind[l]) {
+    case K_INNER: {
+        inode *s = &f->in[w->ts->in_off + slot];
+        s->zprev = (double)zprev;
+        s->feat = nd->feat;
+        s->thr = nd->thr;
+        s->fx = row_index(f, nd);
+        s->pe = pe_slot;
+        for (int side = 0; side < 2; side++) {
+            const cnode *ch = &f->cn[kids[side]];
+            s->a[side] = (double)a[side];
+            s->v[side] = ch->left < 0 ? (double)ch->thr : 0.0;
+            s->child[side] = child_slot(w, kids[side]);
+        }
+        break;
+    }
+    case K_TWIG: {
+        tnode *s = &f->tw[w->ts->tw_off + slot - w->n_in];
+        s->a[0] = (double)a[0];
+        s->a[1] = (double)a[1];
+        s->slot = slot;
+        s->feat = nd->feat;
+        s->fx = row_index(f, nd);
+        s->thr = nd->thr;
+        break;
+    }
+    case K_BOTTOM:
+    case K_TWIG_KID: {
+        bnode tmp;
+        tmp.v[0] = (double)f->cn[kids[0]].thr;
+        tmp.v[1] = (double)f->cn[kids[1]].thr;
+        tmp.s = (double)a[0] * tmp.v[0] + (double)a[1] * tmp.v[1];
+        tmp.zprev = (double)zprev;
+        tmp.feat = nd->feat;
+        tmp.thr = nd->thr;
+        tmp.slot = slot;
+        tmp.fx = row_index(f, nd);
+        tmp.pe = pe_slot;
+        tmp.rep = (uint32_t)rep;
+        if (t->kind[l] == K_BOTTOM)
+            f->bn[w->ts->bn_off + slot - w->n_in - w->n_tw] = tmp;
+        else
+            t->kid[l] = tmp; /* its twig copies it in */
+        break;
+    }
+    default:
+        break;
+    }
     for (int side = 0; side < 2; side++) {
-        const cnode *ch = &w->f->cn[kids[side]];
-        t->last_edge[nd->feat] = (int32_t)(2 * i + (uint32_t)side);
-        if (ch->left < 0)
-            sh_leaf(w, ch->thr);
+        int32_t e = (int32_t)(2 * l + (uint32_t)side);
+        t->last_edge[nd->feat] = e;
+        if (is_leaf(f, kids[side]))
+            sh_leaf(w, f->cn[kids[side]].thr);
         else
             sh_visit(w, kids[side]);
     }
     t->last_edge[nd->feat] = pe;
     if (!rep)
         w->n_dist--;
+    if (t->kind[l] == K_TWIG) {
+        /* Both children are done: copy them in. */
+        tnode *s = &f->tw[w->ts->tw_off + slot - w->n_in];
+        for (int side = 0; side < 2; side++) {
+            const bnode *k = &t->kid[loc(w, kids[side])];
+            s->cs[side] = k->s;
+            s->cv[side][0] = k->v[0];
+            s->cv[side][1] = k->v[1];
+            s->cfeat[side] = k->feat;
+            s->cfx[side] = k->fx;
+            s->cthr[side] = k->thr;
+        }
+        s->sigma = s->a[0] * s->cs[0] + s->a[1] * s->cs[1];
+    }
 }
 
-/* Builds the SHAP records of tree 'ti' at f->sn + f->n_sn. */
+/* Turns the slots and features of tree 'ts' records into the byte
+ * offsets the kernel uses (see inode). */
+static void tree_shap_offsets(ch_forest *f, const tree_info *ts)
+{
+    size_t vec = (size_t)(ts->nv > 0 ? ts->nv : 1) * sizeof(v4d);
+    for (uint32_t s = 0; s < ts->n_in; s++) {
+        inode *nd = &f->in[ts->in_off + s];
+        nd->child[0] = (uint32_t)(nd->child[0] * vec);
+        nd->child[1] = (uint32_t)(nd->child[1] * vec);
+        nd->feat = (uint32_t)(nd->feat * sizeof(v4d));
+    }
+    for (uint32_t s = 0; s < ts->n_tw; s++) {
+        tnode *nd = &f->tw[ts->tw_off + s];
+        nd->slot = (uint32_t)(nd->slot * vec);
+        nd->feat = (uint32_t)(nd->feat * sizeof(v4d));
+        nd->cfeat[0] = (uint32_t)(nd->cfeat[0] * sizeof(v4d));
+        nd->cfeat[1] = (uint32_t)(nd->cfeat[1] * sizeof(v4d));
+    }
+    for (uint32_t b = 0; b < ts->n_bot; b++) {
+        bnode *nd = &f->bn[ts->bn_off + b];
+        nd->slot = (uint32_t)(nd->slot * vec);
+        nd->feat = (uint32_t)(nd->feat * sizeof(v4d));
+    }
+}
+
+/*
+ * Builds the SHAP records of tree 'ti' after those already in f->in,
+ * f->tw and f->bn. Slots: inner nodes breadth-first (consecutive nodes of
+ * a pass are then mostly independent -- siblings, cousins -- where in
+ * depth-first order each would wait for the one before it), then twigs,
+ * then bottom nodes on a new feature, then the other bottom nodes.
+ */
 static void tree_shap_layout(ch_forest *f, size_t ti, load_tmp *t)
 {
     tree_info *ts = &f->trees[ti];
+    const cnode *cn = f->cn + ts->c_off;
     sh_walk w;
-    uint32_t ni = 0;
+    uint32_t n_in = 0;
+    uint32_t n_tw = 0;
+    uint32_t n_plain = 0;
+    uint32_t n_bot = 0;
+    uint32_t head = 0;
+    uint32_t tail = 1;
 
-    for (uint32_t k = 0; k < ts->c_n; k++)
-        t->lidx[k] = f->cn[ts->c_off + k].left >= 0 ? (int32_t)ni++ : -1;
-    ts->s_off = (uint32_t)f->n_sn;
-    ts->s_n = ni;
-    if (ni == 0) {
-        ts->root_leaf = f->cn[ts->c_off].thr;
-        ts->expect = (double)ts->root_leaf;
-        ts->nv = 1;
-        return;
-    }
     memset(&w, 0, sizeof w);
     w.f = f;
     w.t = t;
-    w.sn = f->sn + f->n_sn;
-    w.ni = ni;
-    w.c_off = ts->c_off;
+    w.ts = ts;
+    ts->in_off = (uint32_t)f->n_in;
+    ts->tw_off = (uint32_t)f->n_tw;
+    ts->bn_off = (uint32_t)f->n_bn;
+    ts->nv = 1;
+    if (cn[0].left < 0) {
+        ts->expect = (double)cn[0].thr;
+        return;
+    }
+    /* Kinds. */
+    sh_mark_repeats(&w, (int32_t)ts->c_off);
+    for (uint32_t j = 0; j < ts->c_n; j++) {
+        const cnode *c = &cn[j];
+        t->lidx[j] = -1;
+        t->kind[j] = K_LEAF;
+        if (c->left < 0)
+            continue;
+        t->kind[j] = is_leaf(f, c->left) && is_leaf(f, c->right) ? K_BOTTOM : K_INNER;
+    }
+    for (uint32_t j = 0; j < ts->c_n; j++) {
+        const cnode *c = &cn[j];
+        uint32_t l;
+        uint32_t r;
+        if (t->kind[j] != K_INNER || t->rep[j])
+            continue;
+        l = (uint32_t)c->left - ts->c_off;
+        r = (uint32_t)c->right - ts->c_off;
+        if (t->kind[l] == K_BOTTOM && t->kind[r] == K_BOTTOM && !t->rep[l] && !t->rep[r]) {
+            t->kind[j] = K_TWIG;
+            t->kind[l] = K_TWIG_KID;
+            t->kind[r] = K_TWIG_KID;
+        }
+    }
+    /* Slots: count, then number in breadth-first order. */
+    for (uint32_t j = 0; j < ts->c_n; j++) {
+        n_in += t->kind[j] == K_INNER;
+        n_tw += t->kind[j] == K_TWIG;
+        n_plain += t->kind[j] == K_BOTTOM && !t->rep[j];
+        n_bot += t->kind[j] == K_BOTTOM;
+    }
+    {
+        uint32_t next_in = 0;
+        uint32_t next_tw = n_in;
+        uint32_t next_plain = n_in + n_tw;
+        uint32_t next_rep = n_in + n_tw + n_plain;
+        t->queue[0] = 0;
+        while (head < tail) {
+            uint32_t j = (uint32_t)t->queue[head++];
+            switch (t->kind[j]) {
+            case K_INNER:
+                t->lidx[j] = (int32_t)next_in++;
+                break;
+            case K_TWIG:
+                t->lidx[j] = (int32_t)next_tw++;
+                break;
+            case K_BOTTOM:
+                t->lidx[j] = (int32_t)(t->rep[j] ? next_rep++ : next_plain++);
+                break;
+            default:
+                break;
+            }
+            if (cn[j].left >= 0) {
+                t->queue[tail++] = (int32_t)((uint32_t)cn[j].left - ts->c_off);
+                t->queue[tail++] = (int32_t)((uint32_t)cn[j].right - ts->c_off);
+            }
+        }
+    }
+    w.n_in = n_in;
+    w.n_tw = n_tw;
+    w.ni = n_in + n_tw + n_bot;
+    ts->n_in = n_in;
+    ts->n_tw = n_tw;
+    ts->n_bot = n_bot;
+    ts->n_bot_plain = n_plain;
     sh_visit(&w, (int32_t)ts->c_off);
-    f->n_sn += ni;
+    f->n_in += n_in;
+    f->n_tw += n_tw;
+    f->n_bn += n_bot;
     ts->expect = w.expect;
     /* m = 4 nv points are exact for paths of up to 2m = 8 nv distinct features. */
     ts->nv = (uint8_t)((w.max_dist + 7) / 8 > 0 ? (w.max_dist + 7) / 8 : 1);
-    if (w.max_dist > 8 * NV_MAX)
+    /* Past NV_MAX vectors, or past 32-bit byte offsets into the scratch. */
+    if (w.max_dist > 8 * NV_MAX ||
+        (uint64_t)(w.ni + 1) * ts->nv * sizeof(v4d) > (uint64_t)UINT32_MAX)
         w.classic = 1;
     ts->classic = (uint8_t)w.classic;
     f->n_repeat += w.n_repeat;
@@ -693,11 +1006,12 @@ static void tree_shap_layout(ch_forest *f, size_t ti, load_tmp *t)
         if ((size_t)ts->depth + 1 > f->classic_depth)
             f->classic_depth = (size_t)ts->depth + 1;
     } else {
-        if (ni > f->max_ni)
-            f->max_ni = ni;
+        if (w.ni > f->max_slots)
+            f->max_slots = w.ni;
         if (ts->nv > f->max_nv)
             f->max_nv = ts->nv;
     }
+    tree_shap_offsets(f, ts);
 }
 
 /* Gauss-Legendre nodes and weights on [0, 1] for 'm' points, by Newton's
@@ -740,19 +1054,21 @@ static void gauss_legendre(int m, double *t, double *w)
 
 static ch_err quad_init(ch_forest *f, ch_error *err)
 {
-    size_t n = (size_t)NV_MAX * (NV_MAX + 1); /* sum over nv of 2 nv vectors */
+    size_t n = 2 * (size_t)NV_MAX * (NV_MAX + 1); /* sum over nv of 4 nv vectors */
     v4d *q = alloc_aligned(n * sizeof *q, &f->quad_mem);
     double t[4 * NV_MAX];
     double w[4 * NV_MAX];
     if (q == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     for (int nv = 1; nv <= NV_MAX; nv++) {
-        v4d *at = q + (size_t)nv * (size_t)(nv - 1);
+        v4d *at = q + 2 * (size_t)nv * (size_t)(nv - 1);
         gauss_legendre(4 * nv, t, w);
         for (int v = 0; v < nv; v++)
             for (int l = 0; l < 4; l++) {
                 at[v][l] = t[4 * v + l];
                 at[nv + v][l] = w[4 * v + l];
+                at[2 * nv + v][l] = 1.0 - t[4 * v + l];
+                at[3 * nv + v][l] = 0.0;
             }
     }
     f->quad = q;
@@ -764,8 +1080,7 @@ static int cpu_has_avx2(void);
 
 /* Reads learner.learner_model_param and the objective; sets base margin
  * and the feature count. */
-static ch_err read_learner(const ch_json *learner, size_t n_features, ch_forest *f,
-                           ch_error *err)
+static ch_err read_learner(const ch_json *learner, size_t n_features, ch_forest *f, ch_error *err)
 {
     const ch_json *obj;
     const ch_json *mp;
@@ -787,26 +1102,34 @@ static ch_err read_learner(const ch_json *learner, size_t n_features, ch_forest 
         return rc;
     v = ch_json_get(mp, "num_class");
     if (v != NULL && (param_number(v, &d) != 0 || d > 1))
-        return fail(err, CH_EMODEL, "learner.learner_model_param.num_class: only binary models "
+        return fail(err, CH_EMODEL,
+                    "learner.learner_model_param.num_class: only binary models "
                     "are supported");
     v = ch_json_get(mp, "num_target");
     if (v != NULL && (param_number(v, &d) != 0 || d > 1))
-        return fail(err, CH_EMODEL, "learner.learner_model_param.num_target: only one target is "
+        return fail(err, CH_EMODEL,
+                    "learner.learner_model_param.num_target: only one target is "
                     "supported");
-    if (param_number(ch_json_get(mp, "num_feature"), &d) != 0 || d < 1 || d != floor(d) ||
-        d > 1e9)
-        return fail(err, CH_EFORMAT, "learner.learner_model_param.num_feature: missing or not a "
+    if (param_number(ch_json_get(mp, "num_feature"), &d) != 0 || d < 1 || d != floor(d) || d > 1e12)
+        return fail(err, CH_EFORMAT,
+                    "learner.learner_model_param.num_feature: missing or not a "
                     "positive whole number");
+    if (d > (double)CH_FOREST_MAX_FEATURES)
+        return fail(err, CH_EMODEL, "%.0f features, more than %lu", d,
+                    (unsigned long)CH_FOREST_MAX_FEATURES);
     if (n_features != 0 && (double)n_features != d)
         return fail(err, CH_EMODEL, "model expects %.0f features, got %zu", d, n_features);
     f->n_features = (size_t)d;
     if (param_number(ch_json_get(mp, "base_score"), &d) != 0)
-        return fail(err, CH_EFORMAT, "learner.learner_model_param.base_score: missing or not a "
+        return fail(err, CH_EFORMAT,
+                    "learner.learner_model_param.base_score: missing or not a "
                     "number");
     bs = (float)d;
     if (!(bs > 0.0f && bs < 1.0f))
-        return fail(err, CH_EMODEL, "learner.learner_model_param.base_score: %g is not a "
-                    "probability in (0, 1)", d);
+        return fail(err, CH_EMODEL,
+                    "learner.learner_model_param.base_score: %g is not a "
+                    "probability in (0, 1)",
+                    d);
     /* XGBoost's LogisticRegression::ProbToMargin, in float. */
     f->base_f = -logf(1.0f / bs - 1.0f);
     return CH_OK;
@@ -832,8 +1155,8 @@ static ch_err read_booster(const ch_json *learner, const ch_json **trees, ch_err
         return fail(err, CH_EMODEL, "booster \"%.64s\" is not supported (only gbtree)", name);
     if ((rc = need(gb, "model", CH_JSON_OBJECT, "learner.gradient_booster", &model, err)) != CH_OK)
         return rc;
-    if ((rc = need(model, "trees", CH_JSON_ARRAY, "learner.gradient_booster.model", trees,
-                   err)) != CH_OK)
+    if ((rc = need(model, "trees", CH_JSON_ARRAY, "learner.gradient_booster.model", trees, err)) !=
+        CH_OK)
         return rc;
     n = ch_json_len(*trees);
     gp = ch_json_get(model, "gbtree_model_param");
@@ -841,19 +1164,25 @@ static ch_err read_booster(const ch_json *learner, const ch_json **trees, ch_err
         double d;
         const ch_json *nt = ch_json_get(gp, "num_trees");
         if (nt != NULL && (param_number(nt, &d) != 0 || d != (double)n))
-            return fail(err, CH_EFORMAT, "learner.gradient_booster.model.gbtree_model_param."
-                        "num_trees: does not match the %zu trees", n);
+            return fail(err, CH_EFORMAT,
+                        "learner.gradient_booster.model.gbtree_model_param."
+                        "num_trees: does not match the %zu trees",
+                        n);
     }
     info = ch_json_get(model, "tree_info");
     if (info != NULL) {
         if (ch_json_typeof(info) != CH_JSON_ARRAY || ch_json_len(info) != n)
-            return fail(err, CH_EFORMAT, "learner.gradient_booster.model.tree_info: expected "
-                        "an array of %zu entries", n);
+            return fail(err, CH_EFORMAT,
+                        "learner.gradient_booster.model.tree_info: expected "
+                        "an array of %zu entries",
+                        n);
         for (size_t i = 0; i < n; i++) {
             long g;
             if (arr_int(info, i, 0, 0, &g) != 0)
-                return fail(err, CH_EMODEL, "learner.gradient_booster.model.tree_info[%zu]: "
-                            "output group is not 0 (multi-class models are not supported)", i);
+                return fail(err, CH_EMODEL,
+                            "learner.gradient_booster.model.tree_info[%zu]: "
+                            "output group is not 0 (multi-class models are not supported)",
+                            i);
         }
     }
     if (n > UINT32_MAX / 2)
@@ -872,6 +1201,7 @@ CH_API ch_err ch_forest_from_xgb_json(const ch_json *model, size_t n_features, c
     size_t total = 0;
     size_t max_n = 1;
     size_t n_split = 0;
+    size_t n_bottom = 0;
     ch_err rc;
 
     memset(&t, 0, sizeof t);
@@ -926,23 +1256,32 @@ CH_API ch_err ch_forest_from_xgb_json(const ch_json *model, size_t n_features, c
         if (f->trees[i].depth > f->max_depth)
             f->max_depth = f->trees[i].depth;
     }
-    for (size_t k = 0; k < f->n_cn; k++)
-        n_split += f->cn[k].left >= 0;
+    for (size_t k = 0; k < f->n_cn; k++) {
+        const cnode *c = &f->cn[k];
+        if (c->left < 0)
+            continue;
+        n_split++;
+        n_bottom += is_leaf(f, c->left) && is_leaf(f, c->right);
+    }
 
     /* The predict and SHAP layouts. */
     f->n_groups = (n_trees + GROUP - 1) / GROUP;
     f->pn = ch_malloc_array(f->n_cn + 1, sizeof *f->pn);
+    f->pleaf = ch_malloc_array(f->n_cn + 1, sizeof *f->pleaf);
     f->proot = ch_calloc(f->n_groups * GROUP + 1, sizeof *f->proot);
     f->gdepth = ch_calloc(f->n_groups + 1, sizeof *f->gdepth);
-    f->sn = ch_malloc_array(n_split + 1, sizeof *f->sn);
-    if (f->pn == NULL || f->proot == NULL || f->gdepth == NULL || f->sn == NULL) {
+    f->in = ch_malloc_array(n_split - n_bottom + 1, sizeof *f->in);
+    f->tw = ch_malloc_array(n_split - n_bottom + 1, sizeof *f->tw);
+    f->bn = ch_malloc_array(n_bottom + 1, sizeof *f->bn);
+    if (f->pn == NULL || f->pleaf == NULL || f->proot == NULL || f->gdepth == NULL ||
+        f->in == NULL || f->tw == NULL || f->bn == NULL) {
         rc = ch_error_set(err, CH_ENOMEM, "out of memory");
         goto done;
     }
     f->pn[0].thr = NAN;
-    f->pn[0].feat = PN_DEFAULT_LEFT;
+    f->pn[0].fx = 0;
     f->pn[0].left = 0;
-    f->pn[0].leaf = 0.0f;
+    f->pleaf[0] = 0.0f;
     f->n_pn = 1;
     f->bias = (double)f->base_f;
     for (size_t i = 0; i < n_trees; i++) {
@@ -972,9 +1311,12 @@ CH_API void ch_forest_free(ch_forest *f)
     ch_free(f->trees);
     ch_free(f->cn);
     ch_free(f->pn);
+    ch_free(f->pleaf);
     ch_free(f->proot);
     ch_free(f->gdepth);
-    ch_free(f->sn);
+    ch_free(f->in);
+    ch_free(f->tw);
+    ch_free(f->bn);
     ch_free(f->quad_mem);
     ch_free(f);
 }
@@ -993,52 +1335,83 @@ CH_API size_t ch_forest_n_trees(const ch_forest *f)
  * Prediction
  * ------------------------------------------------------------------------ */
 
-/* One step down from node 'p': right iff float(x) >= thr, or x is missing
- * and the default is right. The same rule as XGBoost's (left iff x < thr). */
-static inline uint32_t step(const pnode *pn, uint32_t p, const double *x)
+/* Rows up to this wide are doubled on the stack by ch_forest_predict();
+ * wider ones are read in place, converting each value as it is used. */
+#ifndef CH_FOREST_STACK_FEATURES
+#define CH_FOREST_STACK_FEATURES 512
+#endif
+
+/* Fills 'xb' (2 'n' floats) with the doubled row of 'x' (see pnode). */
+static void row_fill(float *xb, const double *x, size_t n)
 {
-    const pnode *nd = &pn[p];
-    float xv = (float)x[nd->feat & ~PN_DEFAULT_LEFT];
-    uint32_t right = (uint32_t)(xv >= nd->thr) | ((uint32_t)(xv != xv) & ~(nd->feat >> 31) & 1u);
-    return nd->left + right;
+    for (size_t j = 0; j < n; j++) {
+        float v = (float)x[j];
+        int miss = v != v;
+        xb[j] = miss ? -INFINITY : v;
+        xb[n + j] = miss ? INFINITY : v;
+    }
+}
+
+/* Element 'fx' of the doubled row: from 'xb' when 'wide' is 0, else made
+ * from 'x' ('n' wide) on the spot. */
+static inline __attribute__((always_inline)) float row_at(const float *xb, const double *x,
+                                                          size_t n, uint32_t fx, int wide)
+{
+    float v;
+    if (!wide)
+        return xb[fx];
+    v = (float)x[fx >= n ? fx - n : fx];
+    if (v != v)
+        v = fx >= n ? INFINITY : -INFINITY;
+    return v;
+}
+
+/*
+ * The margin of a row: XGBoost's float sum, base margin first, trees in
+ * order, GROUP walks side by side (a leaf steps to itself). With 'dsum'
+ * non-NULL, the same leaves are also summed in double there (for the bias
+ * correction of ch_forest_shap()).
+ */
+static inline __attribute__((always_inline)) float walk(const ch_forest *f, const float *xb,
+                                                        const double *x, int wide, double *dsum)
+{
+    const pnode *pn = f->pn;
+    const float *leaf = f->pleaf;
+    size_t n = f->n_features;
+    float acc = f->base_f;
+    double dacc = (double)f->base_f;
+    for (size_t g = 0; g < f->n_groups; g++) {
+        const uint32_t *r = f->proot + g * GROUP;
+        uint32_t idx[GROUP];
+        size_t k = f->n_trees - g * GROUP;
+        for (size_t j = 0; j < GROUP; j++)
+            idx[j] = r[j];
+        for (unsigned s = f->gdepth[g]; s > 0; s--)
+#pragma GCC unroll 32
+            for (size_t j = 0; j < GROUP; j++) {
+                const pnode *nd = &pn[idx[j]];
+                idx[j] = nd->left + (uint32_t)(row_at(xb, x, n, nd->fx, wide) >= nd->thr);
+            }
+        if (k > GROUP)
+            k = GROUP;
+        for (size_t j = 0; j < k; j++) {
+            acc += leaf[idx[j]];
+            if (dsum != NULL)
+                dacc += (double)leaf[idx[j]];
+        }
+    }
+    if (dsum != NULL)
+        *dsum = dacc;
+    return acc;
 }
 
 CH_API double ch_forest_predict(const ch_forest *f, const double *x)
 {
-    const pnode *pn = f->pn;
-    float acc = f->base_f;
-    for (size_t g = 0; g < f->n_groups; g++) {
-        const uint32_t *r = f->proot + g * GROUP;
-        uint32_t i0 = r[0], i1 = r[1], i2 = r[2], i3 = r[3];
-        uint32_t i4 = r[4], i5 = r[5], i6 = r[6], i7 = r[7];
-        size_t k = f->n_trees - g * GROUP;
-        for (unsigned s = f->gdepth[g]; s > 0; s--) {
-            i0 = step(pn, i0, x);
-            i1 = step(pn, i1, x);
-            i2 = step(pn, i2, x);
-            i3 = step(pn, i3, x);
-            i4 = step(pn, i4, x);
-            i5 = step(pn, i5, x);
-            i6 = step(pn, i6, x);
-            i7 = step(pn, i7, x);
-        }
-        if (k >= GROUP) {
-            /* In tree order and in float, as XGBoost adds them. */
-            acc += pn[i0].leaf;
-            acc += pn[i1].leaf;
-            acc += pn[i2].leaf;
-            acc += pn[i3].leaf;
-            acc += pn[i4].leaf;
-            acc += pn[i5].leaf;
-            acc += pn[i6].leaf;
-            acc += pn[i7].leaf;
-        } else {
-            uint32_t idx[GROUP] = {i0, i1, i2, i3, i4, i5, i6, i7};
-            for (size_t j = 0; j < k; j++)
-                acc += pn[idx[j]].leaf;
-        }
-    }
-    return (double)acc;
+    float xb[2 * CH_FOREST_STACK_FEATURES];
+    if (f->n_features > CH_FOREST_STACK_FEATURES)
+        return (double)walk(f, NULL, x, 1, NULL);
+    row_fill(xb, x, f->n_features);
+    return (double)walk(f, xb, x, 0, NULL);
 }
 
 typedef struct batch_job {
@@ -1108,156 +1481,266 @@ CH_API ch_err ch_forest_predict_batch(const ch_forest *f, const double *x, size_
  * ------------------------------------------------------------------------ */
 
 /*
- * Adds the contributions of one tree with 'ni' split nodes 'nd' for row
- * 'x' to 'acc' (one vector per feature; the lanes are summed at the end)
- * and returns the value of the leaf 'x' reaches. 'nv' vectors of
- * quadrature nodes 'tq' and weights 'wq'; 'pex', 'q' ((ni + 1) * nv
- * vectors), 'oe' (2 ni + 1) and 'hp' (ni + 1) are scratch. Slot 'ni' of
- * 'q' and 'pex' stands for any leaf: its q stays 0 (the leaf value is
- * added from the parent's record), its pex is written and never read.
+ * Adds the contributions of the tree in 'k' for one row to k->acc (one
+ * vector per feature; lanes are summed at the end). With 'nv' vectors of
+ * quadrature points t (tq), weights (wq), 1 - t (uq) and zeros (zq), per
+ * slot s of a split on feature j, with edges c to its children:
+ *   oe[2s + c]  O' of edge c: x satisfies every split on j down to child c
+ *               (1 for exactly one child, unless an earlier split on j
+ *               already failed: then 0 for both)
+ *   pex[s]      W(t) * product over the path's distinct features of
+ *               Z + t (O - Z), j's factor excluded (a split on a repeated
+ *               feature divides out the factor of j's earlier split)
+ *   q[s]        sum over the leaves below s of value * their factors below
+ *               s (relative to s's own factor for j)
+ * Each split adds pex[s] * D to acc[j], where D (a polynomial in t, like
+ * all of these) is its share of the leaves below it:
+ *   D = sum over c of (O'_c - Z'_c) (q_c + v_c)  -  (O_prev - Z_prev) q[s]
+ * with v_c the value of a leaf child (0 for a split child, whose q_c is
+ * its slot's), Z' the merged cover fractions, and the last term, for a
+ * split on a repeated feature, moving the leaves below s out of the share
+ * of j's earlier split (Z_prev, O_prev: j's factor there). Five passes,
+ * each a straight loop: inner nodes top-down (directions, O', pex of the
+ * children), twigs, bottom nodes on a new feature, bottom nodes on a
+ * repeated one, inner nodes bottom-up (q, D). Slot 'ni' stands for every
+ * leaf: q stays 0 there and pex is written and never read.
  *
- * Per split node i with feature k, children c in {left, right}:
- *   oe[2i + c]  O' of the edge: x satisfies every split on k down to c
- *   hp[i]       1 when i is on x's path (to find the leaf x reaches)
- *   pex[i]      W(t) * product of the path's factors Z + t (O - Z) except k's
- *   q[i]        sum over leaves below i of value * factors below i (relative
- *               to i's own factor for k, which repeat nodes divide out)
  * Always inlined into one function per instruction set, with 'nv' a
  * constant where it is 1.
  */
-static inline __attribute__((always_inline)) float
-shap_tree_body(const snode *nd, uint32_t ni, int nv, const double *x, const v4d *tq,
-               const v4d *wq, v4d *pex, v4d *q, uint8_t *oe, uint8_t *hp, v4d *acc)
+/* The vector at byte offset 'off' of 'base'. */
+#define AT(base, off) ((v4d *)(void *)((char *)(base) + (off)))
+
+static inline __attribute__((always_inline)) void shap_body(const kargs *k, int nv)
 {
-    const v4d zero = {0.0, 0.0, 0.0, 0.0};
-    float hot = 0.0f;
+    const inode *__restrict in = k->in;
+    const bnode *__restrict bn = k->bn;
+    const float *__restrict xf = k->xf;
+    const v4d *tq = k->tq;
+    const v4d *uq = k->uq;
+    const v4d *zq = k->zq;
+    v4d *__restrict pex = k->pex;
+    v4d *__restrict q = k->q;
+    v4d *__restrict acc = k->acc;
+    uint8_t *__restrict oe = k->oe;
     size_t unv = (size_t)nv;
+    const tnode *__restrict tw = k->tw;
+    uint32_t n_in = k->n_in;
+    uint32_t ni = n_in + k->n_tw + k->n_bot;
+    uint32_t none = 2 * ni; /* the 'pe' of a split on a feature new to its path */
 
     for (size_t v = 0; v < unv; v++) {
-        pex[v] = wq[v];
-        q[ni * unv + v] = zero;
+        pex[v] = k->wq[v];
+        q[ni * unv + v] = zq[v];
     }
-    hp[0] = 1;
-    oe[2 * (size_t)ni] = 1;
+    oe[none] = 1;
 
-    /* Top-down: directions, O' of every edge, pex of every split node. */
-    for (uint32_t i = 0; i < ni; i++) {
-        const snode *s = &nd[i];
-        uint32_t bits = s->bits;
-        float xv = (float)x[s->feat];
-        uint32_t gr = (uint32_t)(xv >= s->thr) | ((uint32_t)(xv != xv) & ~bits & SN_DEFAULT_LEFT);
-        uint32_t gl = gr ^ 1u;
-        uint32_t pe = bits >> SN_EDGE_SHIFT;
-        uint32_t op = oe[pe];
-        uint32_t ol = op & gl;
+    /* Inner nodes, top-down: directions, O' and pex of the children. */
+    for (uint32_t s = 0; s < n_in; s++) {
+        const inode *nd = &in[s];
+        uint32_t gr = xf[nd->fx] >= nd->thr;
+        uint32_t op = oe[nd->pe];
+        uint32_t ol = op & (gr ^ 1u);
         uint32_t orr = op & gr;
-        uint32_t h = hp[i];
-        uint32_t cl = (bits & SN_LEFT_SPLIT) ? i + 1 : ni;
-        uint32_t cr = s->right;
-        v4d *pi = pex + (size_t)i * unv;
-        v4d *pl = pex + (size_t)cl * unv;
-        v4d *pr = pex + (size_t)cr * unv;
-        double al = (double)s->a[0];
-        double ar = (double)s->a[1];
-        double bl = (double)ol - al;
-        double br = (double)orr - ar;
+        v4d *ps = pex + s * unv;
+        v4d *p0 = AT(pex, nd->child[0]);
+        v4d *p1 = AT(pex, nd->child[1]);
+        const v4d *s0 = ol ? tq : zq;
+        const v4d *s1 = orr ? tq : zq;
+        double a0 = nd->a[0];
+        double a1 = nd->a[1];
 
-        if (bits & SN_REPEAT) {
+        oe[2 * (size_t)s] = (uint8_t)ol;
+        oe[2 * (size_t)s + 1] = (uint8_t)orr;
+        if (nd->pe != none) {
             /* Divide out the factor of this feature from its earlier split. */
-            double zp = (double)nd[pe >> 1].a[pe & 1];
+            double zp = nd->zprev;
             double c = (double)op - zp;
             for (size_t v = 0; v < unv; v++)
-                pi[v] = pi[v] / (zp + tq[v] * c);
+                ps[v] = ps[v] / (zp + tq[v] * c);
         }
-        oe[2 * (size_t)i] = (uint8_t)ol;
-        oe[2 * (size_t)i + 1] = (uint8_t)orr;
-        hp[cl] = (uint8_t)(h & gl);
-        hp[cr] = (uint8_t)(h & gr);
-        /* Exactly one leaf per tree is on the path; all other terms are 0. */
-        hot += (float)(h & gl) * s->v[0];
-        hot += (float)(h & gr) * s->v[1];
+        /* Z' + t (O' - Z') = Z' (1 - t) + (O' ? t : 0). */
         for (size_t v = 0; v < unv; v++) {
-            v4d p = pi[v];
-            pl[v] = p * (al + tq[v] * bl);
-            pr[v] = p * (ar + tq[v] * br);
+            v4d p = ps[v];
+            p0[v] = p * (a0 * uq[v] + s0[v]);
+            p1[v] = p * (a1 * uq[v] + s1[v]);
         }
     }
 
-    /* Bottom-up: q of every split node, and its feature's share. */
-    for (uint32_t i = ni; i-- > 0;) {
-        const snode *s = &nd[i];
-        uint32_t bits = s->bits;
-        uint32_t cl = (bits & SN_LEFT_SPLIT) ? i + 1 : ni;
-        uint32_t cr = s->right;
-        const v4d *ql = q + (size_t)cl * unv;
-        const v4d *qr = q + (size_t)cr * unv;
-        const v4d *pi = pex + (size_t)i * unv;
-        v4d *qi = q + (size_t)i * unv;
-        v4d *ak = acc + s->feat;
-        double al = (double)s->a[0];
-        double ar = (double)s->a[1];
-        double bl = (double)oe[2 * (size_t)i] - al;
-        double br = (double)oe[2 * (size_t)i + 1] - ar;
-        double vl = (double)s->v[0];
-        double vr = (double)s->v[1];
+    /* Twigs (see tnode). With h the side x takes at the twig, each child c
+     * has D_c = v_c[hot] - s_c (a scalar) and q_c = s_c + t D_c; then at
+     * the twig S = sigma + t delta with delta = a0 D_0 + a1 D_1, its own
+     * D = q_h - S = alpha + t beta, and q = S + t D. */
+    const v4d *tz[2] = {tq, zq}; /* tz[h]: t for the left child when x goes left */
+    for (uint32_t w = 0; w < k->n_tw; w++) {
+        const tnode *nd = &tw[w];
+        uint32_t h = xf[nd->fx] >= nd->thr;
+        uint32_t g0 = xf[nd->cfx[0]] >= nd->cthr[0];
+        uint32_t g1 = xf[nd->cfx[1]] >= nd->cthr[1];
+        double a0 = nd->a[0];
+        double a1 = nd->a[1];
+        double d0 = nd->cv[0][g0] - nd->cs[0];
+        double d1 = nd->cv[1][g1] - nd->cs[1];
+        double delta = a0 * d0 + a1 * d1;
+        double alpha = nd->cs[h] - nd->sigma;
+        /* Arithmetic and table selects: a branch on h would be
+         * mispredicted half the time. */
+        double beta = d0 + (double)h * (d1 - d0) - delta;
+        double sigma = nd->sigma;
+        const v4d *s0 = tz[h];
+        const v4d *s1 = tz[h ^ 1u];
+        const v4d *ps = AT(pex, nd->slot);
+        v4d *qs = AT(q, nd->slot);
+        v4d *ak = AT(acc, nd->feat);
+        v4d *k0 = AT(acc, nd->cfeat[0]);
+        v4d *k1 = AT(acc, nd->cfeat[1]);
+        for (size_t v = 0; v < unv; v++) {
+            v4d p = ps[v];
+            *k0 += (p * (a0 * uq[v] + s0[v])) * d0;
+            *k1 += (p * (a1 * uq[v] + s1[v])) * d1;
+            *ak += p * (alpha + tq[v] * beta);
+            qs[v] = sigma + tq[v] * ((delta + alpha) + tq[v] * beta);
+        }
+    }
 
-        if (!(bits & SN_REPEAT)) {
+    /* Bottom nodes on a feature new to their path: O' is 1 for the leaf x
+     * reaches, so D = v_hot - s, a scalar, and q = s + t D. */
+    for (uint32_t b = 0; b < k->n_plain; b++) {
+        const bnode *nd = &bn[b];
+        uint32_t gr = xf[nd->fx] >= nd->thr;
+        double s = nd->s;
+        double d = nd->v[gr] - s;
+        v4d *qs = AT(q, nd->slot);
+        const v4d *ps = AT(pex, nd->slot);
+        v4d *ak = AT(acc, nd->feat);
+        for (size_t v = 0; v < unv; v++) {
+            qs[v] = s + tq[v] * d;
+            *ak += ps[v] * d;
+        }
+    }
+
+    /* Bottom nodes on a repeated feature. */
+    for (uint32_t b = k->n_plain; b < k->n_bot; b++) {
+        const bnode *nd = &bn[b];
+        uint32_t gr = xf[nd->fx] >= nd->thr;
+        uint32_t op = oe[nd->pe];
+        double zp = nd->zprev;
+        double c = (double)op - zp;
+        double s = nd->s;
+        double dd = (double)(op & (gr ^ 1u)) * nd->v[0] + (double)(op & gr) * nd->v[1] - s;
+        v4d *qs = AT(q, nd->slot);
+        const v4d *ps = AT(pex, nd->slot);
+        v4d *ak = AT(acc, nd->feat);
+        for (size_t v = 0; v < unv; v++) {
+            v4d fp = zp + tq[v] * c;
+            v4d qq = (s + tq[v] * dd) / fp;
+            qs[v] = qq;
+            *ak += (ps[v] / fp) * (dd - c * qq);
+        }
+    }
+
+    /* Inner nodes, bottom-up. */
+    for (uint32_t s = n_in; s-- > 0;) {
+        const inode *nd = &in[s];
+        const v4d *q0 = AT(q, nd->child[0]);
+        const v4d *q1 = AT(q, nd->child[1]);
+        const v4d *ps = pex + s * unv;
+        v4d *qs = q + s * unv;
+        v4d *ak = AT(acc, nd->feat);
+        double a0 = nd->a[0];
+        double a1 = nd->a[1];
+        double v0 = nd->v[0];
+        double v1 = nd->v[1];
+
+        if (nd->pe == none) {
+            /* O' is 1 on the side x takes: D = q_hot - S. */
+            uint32_t hot = oe[2 * (size_t)s + 1];
+            const v4d *qh = AT(q, nd->child[hot]);
+            double vh = nd->v[hot];
             for (size_t v = 0; v < unv; v++) {
-                v4d l = ql[v] + vl;
-                v4d r = qr[v] + vr;
-                v4d d = bl * l + br * r;
-                qi[v] = (al * l + ar * r) + tq[v] * d;
-                *ak += pi[v] * d;
+                v4d sum = a0 * (q0[v] + v0) + a1 * (q1[v] + v1);
+                v4d d = (qh[v] + vh) - sum;
+                qs[v] = sum + tq[v] * d;
+                *ak += ps[v] * d;
             }
         } else {
-            uint32_t pe = bits >> SN_EDGE_SHIFT;
-            double zp = (double)nd[pe >> 1].a[pe & 1];
-            double c = (double)oe[pe] - zp;
+            double ol = (double)oe[2 * (size_t)s];
+            double orr = (double)oe[2 * (size_t)s + 1];
+            double zp = nd->zprev;
+            double c = (double)oe[nd->pe] - zp;
             for (size_t v = 0; v < unv; v++) {
-                v4d l = ql[v] + vl;
-                v4d r = qr[v] + vr;
-                v4d d = bl * l + br * r;
-                v4d qq = ((al * l + ar * r) + tq[v] * d) / (zp + tq[v] * c);
-                qi[v] = qq;
-                *ak += pi[v] * (d - c * qq);
+                v4d l = q0[v] + v0;
+                v4d r = q1[v] + v1;
+                v4d sum = a0 * l + a1 * r;
+                v4d dd = ol * l + orr * r - sum;
+                v4d qq = (sum + tq[v] * dd) / (zp + tq[v] * c);
+                qs[v] = qq;
+                *ak += ps[v] * (dd - c * qq);
             }
         }
     }
-    return hot;
+}
+#undef AT
+
+/* The kernel over every tree that is not classic, one call per row (so
+ * that the loop state stays in registers from tree to tree). */
+static inline __attribute__((always_inline)) void shap_trees(const ch_forest *f, kargs *k)
+{
+    for (size_t ti = 0; ti < f->n_trees; ti++) {
+        const tree_info *ts = &f->trees[ti];
+        const v4d *tab;
+        if (ts->n_in + ts->n_tw + ts->n_bot == 0 || ts->classic)
+            continue;
+        tab = quad_at(f, ts->nv);
+        k->in = f->in + ts->in_off;
+        k->bn = f->bn + ts->bn_off;
+        k->tw = f->tw + ts->tw_off;
+        k->n_in = ts->n_in;
+        k->n_tw = ts->n_tw;
+        k->n_plain = ts->n_bot_plain;
+        k->n_bot = ts->n_bot;
+        k->tq = tab;
+        k->wq = tab + ts->nv;
+        k->uq = tab + 2 * ts->nv;
+        k->zq = tab + 3 * ts->nv;
+        if (ts->nv == 1)
+            shap_body(k, 1);
+        else
+            shap_body(k, ts->nv);
+    }
 }
 
-static float shap_tree_generic(const snode *nd, uint32_t ni, int nv, const double *x,
-                               const v4d *tq, const v4d *wq, v4d *pex, v4d *q, uint8_t *oe,
-                               uint8_t *hp, v4d *acc)
+static void shap_generic(const ch_forest *f, kargs *k)
 {
-    if (nv == 1)
-        return shap_tree_body(nd, ni, 1, x, tq, wq, pex, q, oe, hp, acc);
-    return shap_tree_body(nd, ni, nv, x, tq, wq, pex, q, oe, hp, acc);
+    shap_trees(f, k);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* The same code with 256-bit registers: one instruction per v4d operation
- * instead of two. Only called when the CPU has AVX2. The arithmetic is
- * the same IEEE operations in the same order (no contraction into FMA in
- * ISO C mode), so both kernels give bit-identical results. */
-__attribute__((target("avx2"))) static float
-shap_tree_avx2(const snode *nd, uint32_t ni, int nv, const double *x, const v4d *tq,
-               const v4d *wq, v4d *pex, v4d *q, uint8_t *oe, uint8_t *hp, v4d *acc)
+/* The same code with 256-bit registers and fused multiply-adds: one
+ * instruction per v4d operation instead of two, and a*b + c in one. GCC
+ * contracts a*b + c into an FMA only when told to (ISO C mode turns
+ * -ffp-contract off); the optimize attribute does it for this function
+ * alone, with the body inlined into it. Results differ from the generic
+ * kernel in the last bits only (the tests bound the difference). */
+#if defined(__clang__)
+#define CONTRACT /* clang contracts a*b + c within an expression by default */
+#else
+#define CONTRACT __attribute__((optimize("fp-contract=fast")))
+#endif
+__attribute__((target("avx2,fma"))) CONTRACT static void shap_avx2(const ch_forest *f, kargs *k)
 {
-    if (nv == 1)
-        return shap_tree_body(nd, ni, 1, x, tq, wq, pex, q, oe, hp, acc);
-    return shap_tree_body(nd, ni, nv, x, tq, wq, pex, q, oe, hp, acc);
+    shap_trees(f, k);
 }
 
 static int cpu_has_avx2(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 static shap_kernel_fn pick_kernel(int avx2)
 {
-    return avx2 ? shap_tree_avx2 : shap_tree_generic;
+    return avx2 ? shap_avx2 : shap_generic;
 }
 #else
 static int cpu_has_avx2(void)
@@ -1268,7 +1751,7 @@ static int cpu_has_avx2(void)
 static shap_kernel_fn pick_kernel(int avx2)
 {
     (void)avx2;
-    return shap_tree_generic;
+    return shap_generic;
 }
 #endif
 
@@ -1401,7 +1884,7 @@ static float classic_tree(const ch_forest *f, size_t ti, const double *x, double
 {
     const tree_info *ts = &f->trees[ti];
     int32_t root = (int32_t)ts->c_off;
-    if (ts->s_n > 0 && n_scratch > 0) {
+    if (f->cn[root].left >= 0 && n_scratch > 0) {
         /* The root copies element 0 before extending it; the rest is
          * written before it is read. */
         memset(scratch, 0, sizeof *scratch);
@@ -1418,15 +1901,15 @@ CH_API ch_err ch_forest_ws_new(const ch_forest *f, ch_forest_ws **out, ch_error 
 {
     ch_forest_ws *ws;
     size_t nv = f->max_nv > 0 ? (size_t)f->max_nv : 1;
-    size_t slots = f->max_ni + 1;
+    size_t slots = f->max_slots + 1;
     size_t n_path = f->classic_depth > 0 ? classic_path_len(f->classic_depth) : 0;
-    size_t n_vec;
+    size_t n_vec = 2 * slots * nv + f->n_features;
     size_t bytes;
     unsigned char *p;
 
-    /* Overflow: every factor is bounded by the loader's limits. */
-    n_vec = 2 * slots * nv + f->n_features;
-    bytes = n_vec * sizeof(v4d) + n_path * sizeof(path_el) + 3 * slots + 64;
+    /* No overflow: every factor is bounded by the loader's limits. */
+    bytes = n_vec * sizeof(v4d) + n_path * sizeof(path_el) + 2 * f->n_features * sizeof(float) +
+            2 * slots + 64;
     ws = ch_calloc(1, sizeof *ws);
     if (ws == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
@@ -1435,7 +1918,7 @@ CH_API ch_err ch_forest_ws_new(const ch_forest *f, ch_forest_ws **out, ch_error 
         ch_free(ws);
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     }
-    ws->max_ni = f->max_ni;
+    ws->max_slots = f->max_slots;
     ws->max_nv = (int)nv;
     ws->n_feat = f->n_features;
     ws->n_path = n_path;
@@ -1445,8 +1928,9 @@ CH_API ch_err ch_forest_ws_new(const ch_forest *f, ch_forest_ws **out, ch_error 
     p = (unsigned char *)(ws->acc + f->n_features);
     ws->path = n_path > 0 ? (path_el *)(void *)p : NULL;
     p += n_path * sizeof(path_el);
+    ws->xf = (float *)(void *)p;
+    p += 2 * f->n_features * sizeof(float);
     ws->oe = p;
-    ws->hp = p + 2 * slots;
     *out = ws;
     return CH_OK;
 }
@@ -1456,48 +1940,45 @@ CH_API void ch_forest_ws_free(ch_forest_ws *ws)
     if (ws == NULL)
         return;
     ch_free(ws->mem);
+    ws->mem = NULL;
     ch_free(ws);
 }
 
 /*
- * Runs the kernel (or the classic recursion) over every tree, adds the
- * reached leaves to the margin in float exactly as ch_forest_predict()
- * does, and closes with the bias that makes the sum come out at that
+ * Runs the kernel (or the classic recursion) over every tree, takes the
+ * margin from the same walk as ch_forest_predict() (so the two agree to
+ * the bit), and closes with the bias that makes the sum come out at that
  * margin (see the top of the file).
  */
 CH_API double ch_forest_shap(const ch_forest *f, const double *x, double *phi, ch_forest_ws *ws)
 {
-    const v4d zero = {0.0, 0.0, 0.0, 0.0};
     size_t nf = f->n_features;
-    float mf = f->base_f;
-    double md = (double)f->base_f;
+    double md = 0;
+    float mf;
+    kargs k;
 
-    CH_ASSERT(ws->max_ni >= f->max_ni && ws->max_nv >= f->max_nv && ws->n_feat >= nf &&
+    CH_ASSERT(ws->max_slots >= f->max_slots && ws->max_nv >= f->max_nv && ws->n_feat >= nf &&
               (f->classic_depth == 0 || ws->n_path >= classic_path_len(f->classic_depth)));
-    for (size_t k = 0; k < nf; k++) {
-        ws->acc[k] = zero;
-        phi[k] = 0.0;
+    row_fill(ws->xf, x, nf);
+    for (size_t j = 0; j < nf; j++) {
+        ws->acc[j] = (v4d){0.0, 0.0, 0.0, 0.0};
+        phi[j] = 0.0;
     }
-    for (size_t ti = 0; ti < f->n_trees; ti++) {
-        const tree_info *ts = &f->trees[ti];
-        float hot;
-        if (ts->s_n == 0) {
-            hot = ts->root_leaf;
-        } else if (ts->classic) {
-            hot = classic_tree(f, ti, x, phi, ws->path, ws->n_path);
-        } else {
-            const v4d *wq;
-            const v4d *tq = quad_at(f, ts->nv, &wq);
-            hot = f->kernel(f->sn + ts->s_off, ts->s_n, ts->nv, x, tq, wq, ws->pex, ws->q,
-                            ws->oe, ws->hp, ws->acc);
-        }
-        mf += hot;
-        md += (double)hot;
+    memset(&k, 0, sizeof k);
+    k.xf = ws->xf;
+    k.pex = ws->pex;
+    k.q = ws->q;
+    k.acc = ws->acc;
+    k.oe = ws->oe;
+    f->kernel(f, &k);
+    for (size_t ti = 0; f->n_classic > 0 && ti < f->n_trees; ti++)
+        if (f->trees[ti].classic)
+            classic_tree(f, ti, x, phi, ws->path, ws->n_path);
+    for (size_t j = 0; j < nf; j++) {
+        v4d a = ws->acc[j];
+        phi[j] += (a[0] + a[1]) + (a[2] + a[3]);
     }
-    for (size_t k = 0; k < nf; k++) {
-        v4d a = ws->acc[k];
-        phi[k] += (a[0] + a[1]) + (a[2] + a[3]);
-    }
+    mf = walk(f, ws->xf, x, 0, &md);
     phi[nf] = f->bias + ((double)mf - md);
     return (double)mf;
 }
@@ -1551,10 +2032,11 @@ void ch__forest_get_stats(const ch_forest *f, ch__forest_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->n_nodes = f->n_cn;
-    out->n_internal = f->n_sn;
+    out->n_internal = f->n_in + 3 * f->n_tw + f->n_bn;
     out->n_repeat = f->n_repeat;
     out->n_classic_trees = f->n_classic;
     out->max_depth = f->max_depth;
     out->quad_points = (size_t)(4 * f->max_nv);
-    out->model_bytes = f->n_cn * sizeof(cnode) + f->n_pn * sizeof(pnode) + f->n_sn * sizeof(snode);
+    out->model_bytes = f->n_pn * (sizeof(pnode) + sizeof(float)) + f->n_in * sizeof(inode) +
+                       f->n_tw * sizeof(tnode) + f->n_bn * sizeof(bnode);
 }
