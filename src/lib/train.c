@@ -831,7 +831,6 @@ static void report_md(ch_train_result *res, run *R, size_t wf, double thr_f1, do
 {
     ch_buf *b = &res->report;
     const fam *W = &R->fams[wf];
-    const combo *WC = &W->combos[W->best];
     ch_json *t = NULL;
     double v;
     ch_buf_printf(b,
@@ -854,7 +853,6 @@ static void report_md(ch_train_result *res, run *R, size_t wf, double thr_f1, do
                   "## Thresholds\n\n| rule | threshold |\n|---|---:|\n| F1-optimal | %.4f "
                   "|\n| expected value | %.4f |\n| served (%s) | %.4f |\n\n",
                   thr_f1, thr_val, R->o->threshold_rule, served);
-    (void)WC;
     if (ch_json_parse(test_json_text, strlen(test_json_text), &t, NULL) == CH_OK) {
         static const char *const keys[] = {"roc_auc",  "pr_auc",    "log_loss", "brier", "ece",
                                            "accuracy", "precision", "recall",   "f1",    NULL};
@@ -883,7 +881,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
     ch_pipeline *final_pipe = NULL;
     ch_model *final_model = NULL;
     ch_calibrator *cal = NULL;
-    double *y_tr = NULL, *m_tr = NULL, *p_tr = NULL, *rev = NULL;
+    double *y_tr = NULL, *p_tr = NULL, *rev = NULL;
     double *x = NULL, *w = NULL, *m_te = NULL, *p_te = NULL, *y_te = NULL;
     ch_buf test_json, oof_json, metrics_json, profile, lineage, value_json;
     int need[2] = {0, 0};
@@ -1236,7 +1234,6 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
     rc = CH_OK;
 done:
     ch_free(y_tr);
-    ch_free(m_tr);
     ch_free(p_tr);
     ch_free(rev);
     ch_free(x);
