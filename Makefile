@@ -12,14 +12,14 @@
 
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := jansson libcrypto sqlite3 xgboost
+PKGS     := jansson libcrypto sqlite3 xgboost libmicrohttpd libjwt libargon2
 OPT      ?= -O2
 SAN      ?=
 
 # Fallbacks let the very first build on a fresh machine (before pkg-config
 # is installed by scripts/install-deps) still find the libraries.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto -lsqlite3 -lxgboost)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto -lsqlite3 -lxgboost -lmicrohttpd -ljwt -largon2)
 
 # -Wconversion without -Wsign-conversion: size_t/int mixing in index code
 # would drown real narrowing warnings in noise.
@@ -36,7 +36,7 @@ LTO      ?= -flto=auto
 AR       := gcc-ar
 CFLAGS   ?= $(OPT) -g
 LDFLAGS  += $(LTO)
-ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(LTO) $(WARN) -Iinclude -fvisibility=hidden \
+ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(CFLAGS) $(LTO) $(WARN) -Iinclude -Isrc/server -fvisibility=hidden \
               $(PKG_CFLAGS) -MMD -MP
 # liblinear ships no pkg-config file.
 LDLIBS   := $(PKG_LIBS) -llinear -lm -lpthread
@@ -46,7 +46,7 @@ LDFLAGS  += -fsanitize=$(SAN)
 endif
 
 LIB_SRC  := $(wildcard src/lib/*.c)
-CLI_SRC  := $(wildcard src/cli/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c) $(wildcard src/server/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 
@@ -125,6 +125,7 @@ run: all
 	@scripts/run
 
 bench: all $(BENCHES)
+	@scripts/install-deps --bench
 	@set -e; for b in bench/*.sh; do BUILD=$(BUILD) "$$b"; done
 
 style:

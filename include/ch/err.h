@@ -36,7 +36,9 @@ typedef enum ch_err {
     CH_ERANGE = 9,    /* a value is outside its allowed range */
     CH_ELIMIT = 10,   /* a configured limit was exceeded (size, reject rate) */
     CH_ESCHEMA = 11,  /* data does not match its schema */
-    CH_EDATA = 12     /* data is valid but unusable (for example one class only) */
+    CH_EDATA = 12,    /* data is valid but unusable (for example one class only) */
+    CH_EAUTH = 13,    /* credentials missing, malformed, expired or wrong */
+    CH_EDENIED = 14   /* authenticated, but the role does not allow it */
 } ch_err;
 
 /* Detail for the last error. 'msg' is always NUL-terminated. */

@@ -18,6 +18,8 @@ int cli_exit_code(ch_err e)
     case CH_OK:
         return CLI_OK;
     case CH_EINVAL:
+    case CH_EAUTH:
+    case CH_EDENIED:
         return CLI_USAGE;
     case CH_EIO:
     case CH_ENOTFOUND:

@@ -39,6 +39,10 @@ const char *ch_strerror(ch_err code)
         return "schema mismatch";
     case CH_EDATA:
         return "unusable data";
+    case CH_EAUTH:
+        return "authentication failed";
+    case CH_EDENIED:
+        return "permission denied";
     }
     return "unknown error";
 }
