@@ -17,8 +17,23 @@
  * row or without it, never half. Concurrent writers wait for each other
  * (up to 'busy_timeout_ms') rather than fail.
  *
+ * The same store keeps what the prediction service persists: users
+ * (Argon2id password hashes, roles), service API keys (digests only),
+ * every prediction served, and feedback labels joined to predictions.
+ * The audit log is hash-chained: each entry carries SHA-256(previous
+ * entry's hash || canonical text of its own fields), and a head row holds
+ * the entry count and the last hash, so an edited, removed or truncated
+ * log is found by ch_registry_audit_verify() (docs/registry.md).
+ *
  * Read calls return JSON text (documented per call) so that callers never
- * see back-end types. A handle is not thread-safe; open one per thread.
+ * see back-end types.
+ *
+ * Threads: a ch_registry handle is one connection to the store and must
+ * be used by one thread at a time (calls on one handle are not
+ * synchronized, and nothing here locks). A program with several threads
+ * opens one handle per thread that needs one; handles in any number of
+ * threads and processes may share one store, which serializes their
+ * writes itself.
  *
  * Conventions for every call below: a NULL 'err' is allowed; out-
  * parameters are written only on success; hashes are 64 hex digits
@@ -36,8 +51,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ch/auth.h"
 #include "ch/buf.h"
 #include "ch/err.h"
+#include "ch/predlog.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,11 +62,19 @@ extern "C" {
 
 typedef struct ch_registry ch_registry;
 
+/* A timestamp as the store writes it, "2024-05-01T12:34:56.789Z", plus
+ * the NUL. */
+#define CH_REGISTRY_TIME_LEN 25
+
 typedef struct ch_registry_opts {
     int busy_timeout_ms; /* wait this long for another writer (default 10000) */
     int read_only;       /* 1: open without creating or writing (default 0) */
     int test_pause_ms;   /* tests only: sleep this long inside each write transaction,
                             after its first statement that changes the store (default 0) */
+    int bulk_log;        /* 1: a connection that only appends the prediction log: commits
+                            are synced at checkpoints (WAL synchronous=NORMAL; the store
+                            stays consistent, a power loss may take the last batches) and
+                            the page cache is larger (default 0: every commit synced) */
 } ch_registry_opts;
 
 CH_API void ch_registry_opts_default(ch_registry_opts *o);
@@ -170,14 +195,16 @@ CH_API CH_NODISCARD ch_err ch_registry_resolve(ch_registry *r, const char *ref, 
  *   models_json   [{"version","run_id","family","bundle","sha256","created","metrics",
  *                   "aliases":[...]}...]
  *   model_json    one of those, plus "audit": the rows that concern it
- *   audit_json    [{"id","at","actor","action","alias","from","to","reason","details"}...]
- *                 oldest first
+ *   audit_json    [{"id","at","actor","action","alias","from","to","target","reason",
+ *                   "details","prev_hash","hash"}...] oldest first
  * Stored JSON (config, lineage, summary, metrics, details) is embedded as
  * JSON values; absent values are null ("ended", "seconds" of a running
  * run; "from"/"to" meaning none). run_json also has "summary", and each
  * artifact a "created" time; models_json lists newest first; "aliases"
  * holds "champion" and/or "challenger". Actions in the audit: "register",
- * "alias", "promote", "promote-refused", "rollback". A failed call leaves
+ * "alias", "promote", "promote-refused", "rollback", the "user-..." and
+ * "key-..." actions below, and those of ch_registry_audit_append(); model
+ * entries have a null "target". A failed call leaves
  * 'b' as it was. Errors: CH_ENOTFOUND (no such run/version), CH_ELIMIT
  * (the result would pass b->max_len), CH_EDB. */
 CH_API CH_NODISCARD ch_err ch_registry_runs_json(ch_registry *r, size_t limit, ch_buf *b,
@@ -189,12 +216,208 @@ CH_API CH_NODISCARD ch_err ch_registry_model_json(ch_registry *r, int64_t versio
                                                   ch_error *err);
 CH_API CH_NODISCARD ch_err ch_registry_audit_json(ch_registry *r, ch_buf *b, ch_error *err);
 
+/* Like ch_registry_audit_json() for the last 'limit' entries only (0 =
+ * all), still oldest first. Each entry also has "target" (the user, key or
+ * object a non-model entry concerns, else null), "prev_hash" and "hash"
+ * (64 hex digits: see ch_registry_audit_verify()). Errors as for the other
+ * read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_audit_tail_json(ch_registry *r, size_t limit, ch_buf *b,
+                                                       ch_error *err);
+
+/* ---- the audit chain ----------------------------------------------------
+ *
+ * Every call that changes the store's state writes its audit entries in
+ * the same transaction: register, promote (refusals included), rollback,
+ * the user and API key calls below, and ch_registry_audit_append(). Each
+ * entry's "hash" is SHA-256 of the previous entry's hash (64 zeros for the
+ * first) followed by the canonical text of the entry's own fields (id,
+ * time, actor, action, alias, from, to, target, reason, details; the
+ * layout is in docs/registry.md). A head row keeps the number of entries
+ * and the hash of the last one. Predictions, feedback and the "last used"
+ * time of API keys are data, not audited state changes. */
+
+/* Appends an entry for a state change made outside the store (the
+ * server's own settings, a reload, ...): 'actor' (required) did 'action'
+ * (required: 1 to 64 characters of a-z, 0-9, '.', '_', ':' and '-'; the
+ * registry's own actions -- "register", "alias", "promote",
+ * "promote-refused", "rollback" and any "user-..." or "key-..." -- are
+ * refused) to 'target' (may be NULL; at most 256 bytes of UTF-8), with
+ * 'details_json' (an object or NULL). Errors: CH_EINVAL, CH_EFORMAT,
+ * CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_audit_append(ch_registry *r, const char *actor,
+                                                    const char *action, const char *target,
+                                                    const char *details_json, ch_error *err);
+
+/* Walks the whole audit log in id order and checks that every entry's
+ * "prev_hash" is the hash of the entry before it (zeros for the first)
+ * and that its "hash" matches its content, then that the head row's count
+ * and last hash match the last entry. CH_OK: the chain holds; '*n_entries'
+ * (may be NULL) gets the number of entries. CH_EDATA: the chain is broken;
+ * the message names the first bad entry and what is wrong with it (its
+ * content was changed; it does not follow the entry before it, so an
+ * entry was removed or changed there; entries were removed from the end;
+ * the head row is missing), and on this code only '*n_entries' gets the
+ * entries read and '*first_bad_id' (may be NULL) the id of the first bad
+ * entry (for entries removed from the end: the last intact id + 1; for a
+ * head that counts fewer entries than the log: the first id past it; 0
+ * when the head row is missing). A tamperer who rewrites every later hash
+ * and the head as well is found only by comparing the head hash with a
+ * copy kept elsewhere (`churn audit verify` prints it). Works on a
+ * read-only store. Errors also: CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_audit_verify(ch_registry *r, int64_t *n_entries,
+                                                    int64_t *first_bad_id, ch_error *err);
+
+/* ---- users ----------------------------------------------------------------
+ *
+ * A user has a name (1 to 64 characters of a-z, A-Z, 0-9, '.', '_', '@'
+ * and '-'; case matters), a role (a name that ch_role_parse() knows), the
+ * Argon2id hash of the password as ch_password_hash() encodes it (the
+ * store never sees a password), a disabled flag and times. Every change
+ * is audited with 'actor' (required) and the user's name as target:
+ * "user-add" (details: role), "user-passwd", "user-role" (details: from,
+ * to), "user-disable", "user-enable". */
+
+typedef struct ch_registry_user {
+    ch_role role;                             /* CH_ROLE_NONE if the stored name is unknown */
+    char password_hash[CH_PASSWORD_HASH_MAX]; /* encoded Argon2id hash */
+    int disabled;                             /* 1: may not sign in */
+    char created[CH_REGISTRY_TIME_LEN];       /* UTC */
+} ch_registry_user;
+
+/* Adds user 'name' with 'role' and the encoded hash 'password_hash' (must
+ * start "$argon2id$" and fit CH_PASSWORD_HASH_MAX with its NUL). Errors:
+ * CH_EINVAL (bad name, unknown role, not an encoded hash, or "user 'x'
+ * exists"), CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_user_add(ch_registry *r, const char *name, const char *role,
+                                                const char *password_hash, const char *actor,
+                                                ch_error *err);
+
+/* Reads user 'name' into '*out'. Errors: CH_ENOTFOUND (no such user; a
+ * malformed name is not found either), CH_EDB (the stored hash does not
+ * fit), CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_user_get(ch_registry *r, const char *name,
+                                                ch_registry_user *out, ch_error *err);
+
+/* Replaces the password hash of 'name' (checked as for add). Errors:
+ * CH_EINVAL, CH_ENOTFOUND, CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_user_set_password(ch_registry *r, const char *name,
+                                                         const char *password_hash,
+                                                         const char *actor, ch_error *err);
+
+/* Gives 'name' the role 'role'. Setting the role it has already changes
+ * and audits nothing. Errors: CH_EINVAL (unknown role), CH_ENOTFOUND,
+ * CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_user_set_role(ch_registry *r, const char *name,
+                                                     const char *role, const char *actor,
+                                                     ch_error *err);
+
+/* Disables ('disabled' 1) or enables (0) 'name'. A user already in that
+ * state is left alone and nothing is audited. Errors: CH_ENOTFOUND,
+ * CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_user_set_disabled(ch_registry *r, const char *name,
+                                                         int disabled, const char *actor,
+                                                         ch_error *err);
+
+/* Appends [{"name","role","disabled","created","updated"}...] sorted by
+ * name; never a password hash. Errors as for the other read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_users_json(ch_registry *r, ch_buf *b, ch_error *err);
+
+/* ---- API keys -------------------------------------------------------------
+ *
+ * A key is stored as its id (CH_API_KEY_ID_LEN lowercase hex digits,
+ * public) and the SHA-256 of the whole key (from ch_api_key_new()); the
+ * key itself is never stored. Changes are audited with the key id as
+ * target: "key-create" (details: role, label), "key-revoke". */
+
+typedef struct ch_registry_key {
+    ch_role role;    /* CH_ROLE_NONE if the stored name is unknown */
+    int revoked;     /* 1: the key must be refused */
+    char label[129]; /* free text, "" when none */
+} ch_registry_key;
+
+/* Records a new key: 'id', its 'sha256' digest, 'role', 'label' (may be
+ * NULL; at most 128 bytes of UTF-8 without control characters), made by
+ * 'created_by' (the actor). Errors: CH_EINVAL (bad id, digest, role or
+ * label, or "API key 'x' exists"), CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_key_add(ch_registry *r, const char *id, const char *sha256,
+                                               const char *role, const char *label,
+                                               const char *created_by, ch_error *err);
+
+/* Authenticates a presented key: finds key 'id' and compares 'sha256'
+ * (the digest of the presented key, from ch_api_key_parse()) with the
+ * stored digest in time independent of where they differ. On a match
+ * fills '*out' (a revoked key matches too: the caller refuses it and can
+ * say why) and, for a key that is not revoked, records the time of use,
+ * at most once a minute per key so that a busy client does not cost a
+ * write per request. Recording the use never waits for another writer and
+ * never fails the call: if the store is busy or the write fails, the next
+ * use records it. Errors: CH_EAUTH (no key 'id', or a digest that does
+ * not match: one message for both), CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_key_lookup(ch_registry *r, const char *id,
+                                                  const char *sha256, ch_registry_key *out,
+                                                  ch_error *err);
+
+/* Revokes key 'id' for good. Revoking a revoked key changes and audits
+ * nothing. Errors: CH_ENOTFOUND, CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_key_revoke(ch_registry *r, const char *id, const char *actor,
+                                                  ch_error *err);
+
+/* Appends [{"id","label","role","created","created_by","last_used",
+ * "revoked","revoked_at"}...] oldest first; "revoked" is a boolean,
+ * "last_used" and "revoked_at" are times or null. Never a digest. Errors
+ * as for the other read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_keys_json(ch_registry *r, ch_buf *b, ch_error *err);
+
+/* ---- predictions and feedback --------------------------------------------- */
+
+/* Stores 'n' predictions (n >= 1) in one transaction: all or none. A
+ * record whose id is already stored is skipped, so a batch retried after
+ * a lost reply is harmless. Every record is checked first: id 32
+ * lowercase hex digits, customer "" or CH_PSEUDONYM_LEN lowercase hex
+ * digits, features_sha256 64 hex digits, probability in [0, 1], label 0
+ * or 1, model_version >= 0, latency_s finite and >= 0, time_ms > 0
+ * (CH_EINVAL names the first bad record; nothing is written). Suits
+ * ch_predlog_sink_fn. Errors also: CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_log_predictions(ch_registry *r,
+                                                       const ch_prediction_rec *recs, size_t n,
+                                                       ch_error *err);
+
+/* Records what a customer did: 'churned' (0 or 1) observed on
+ * 'observed_date' ("YYYY-MM-DD", a real calendar date), reported by
+ * 'actor'. The feedback joins the prediction 'prediction_id' when given;
+ * otherwise the latest prediction (by time) of 'customer' (a pseudonym).
+ * When both are given the prediction must be that customer's. At least
+ * one is required. 'out_prediction_id' (may be NULL) gets the prediction
+ * joined. The call returns once the feedback is durable: committed with
+ * full synchronization, so it survives a power loss. Errors: CH_EINVAL
+ * (bad arguments), CH_ENOTFOUND (no such prediction, or no prediction for
+ * that customer: nothing is recorded), CH_EDB, CH_EBUSY, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err
+ch_registry_feedback_add(ch_registry *r, const char *prediction_id, const char *customer,
+                         int churned, const char *observed_date, const char *actor,
+                         char out_prediction_id[CH_PREDICTION_ID_LEN + 1], ch_error *err);
+
+/* '*n' gets the number of feedback records. Errors: CH_EDB, CH_EBUSY,
+ * CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_feedback_count(ch_registry *r, int64_t *n, ch_error *err);
+
+/* Appends the latest 'limit' feedback records (0 = all), newest first:
+ * [{"id","prediction_id","customer","churned","observed_date","actor",
+ * "at","probability","label","model_version","predicted_at"}...], where
+ * "customer" is the pseudonym or null and the last four come from the
+ * prediction ("model_version" null when it was served from a file;
+ * "predicted_at" its time, the prediction's fields null if it has since
+ * been removed). Errors as for the other read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_feedback_json(ch_registry *r, size_t limit, ch_buf *b,
+                                                     ch_error *err);
+
 /* Checks the store's invariants: integrity_check and foreign keys pass,
  * the audit log's append-only triggers exist, aliases point at versions,
  * each alias equals the 'to' of the latest audit row that moved it, every
  * version has its "register" row and numbers have no gaps, and audit times
- * are well-formed and never decrease as ids increase. Errors: CH_EDB with
- * the first violation. */
+ * are well-formed and never decrease as ids increase, and the audit chain
+ * holds (as ch_registry_audit_verify() checks it). Errors: CH_EDB with the
+ * first violation. */
 CH_API CH_NODISCARD ch_err ch_registry_check(ch_registry *r, ch_error *err);
 
 #ifdef __cplusplus

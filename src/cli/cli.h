@@ -117,8 +117,18 @@ int cli_ingest(const ch_config *cfg, const char *cmd, const ch_schema *schema, c
 /* A progress line on stderr, only when it is a terminal. */
 void cli_progress(void *ctx, const char *stage, size_t done, size_t total);
 
+/* Who is making a change, for the audit log: $USER, else the name of the
+ * effective user id, else "churn". Static or environment text. */
+const char *cli_actor(void);
+
 int cmd_train(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
+
+/* ---- users, API keys and the audit log ---------------------------------- */
+
+int cmd_users(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_audit(int argc, char **argv);

@@ -31,6 +31,9 @@ static const command commands[] = {
     {"score", cmd_score, "score a CSV file: probability, label and risk band per row"},
     {"runs", cmd_runs, "training runs in the tracking store: list, show, compare"},
     {"models", cmd_models, "the model registry: list, show, promote, rollback, audit"},
+    {"users", cmd_users, "users of the prediction service: add, list, disable, passwd, role"},
+    {"keys", cmd_keys, "API keys of the prediction service: create, list, revoke"},
+    {"audit", cmd_audit, "the hash-chained audit log: list, verify"},
     {"config", cmd_config, "show the settings in effect, or print their documentation"},
 };
 

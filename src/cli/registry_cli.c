@@ -4,7 +4,9 @@
  * ingesting for training or scoring, progress lines.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +22,18 @@
 const char *cli_code_version(void)
 {
     return CH_VERSION "+" CH_GIT_REV;
+}
+
+const char *cli_actor(void)
+{
+    const char *user = getenv("USER");
+    struct passwd *pw;
+    if (user != NULL && user[0] != '\0')
+        return user;
+    pw = getpwuid(geteuid());
+    if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+        return pw->pw_name;
+    return "churn";
 }
 
 int cli_open_registry(const ch_config *cfg, const char *cmd, ch_registry **out)

@@ -18,6 +18,12 @@
  * Read calls render into a scratch buffer and append it to the caller's
  * buffer only on success: a failed call leaves 'b' as it was.
  *
+ * The audit chain's canonical text and hash are defined here too
+ * (ch__audit_hash): a back end that hashed an entry differently would
+ * make every store it wrote fail verification elsewhere. User names, role
+ * names, key ids, prediction records and feedback dates are checked here,
+ * so every back end stores the same well-formed values.
+ *
  * Workload: a handful of writes per training run and a few reads per
  * request to the server's model endpoints; nothing here is hot.
  */
@@ -29,6 +35,7 @@
 #include <time.h>
 
 #include "ch/alloc.h"
+#include "ch/hash.h"
 #include "ch/json.h"
 #include "ch/text.h"
 #include "registry_int.h"
@@ -54,6 +61,7 @@ void ch_registry_opts_default(ch_registry_opts *o)
     o->busy_timeout_ms = 10000;
     o->read_only = 0;
     o->test_pause_ms = 0;
+    o->bulk_log = 0;
 }
 
 /* ---- argument checks --------------------------------------------------- */
@@ -134,6 +142,210 @@ static ch_err need_run(int64_t run_id, ch_error *err)
 {
     if (run_id <= 0)
         return ch_error_set(err, CH_EINVAL, "run id %lld is not positive", (long long)run_id);
+    return CH_OK;
+}
+
+/* Whether 's' is 'n' hex digits exactly; copies it in lower case into
+ * 'out' ('n' + 1 bytes) when it is. */
+static int is_hex(const char *s, size_t n, char *out)
+{
+    size_t i;
+    if (s == NULL)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+        out[i] = c;
+    }
+    if (s[n] != '\0')
+        return 0;
+    out[n] = '\0';
+    return 1;
+}
+
+/* Whether 's' is 1 to 'max' characters, each a letter, digit or one of
+ * 'extra'; 'lower_only' refuses capitals. */
+static int is_word(const char *s, size_t max, const char *extra, int lower_only)
+{
+    size_t i;
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+        if (i >= max)
+            return 0;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            (!lower_only && c >= 'A' && c <= 'Z'))
+            continue;
+        if (strchr(extra, c) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* A user name: [a-zA-Z0-9._@-]{1,64}. */
+static ch_err check_user_name(const char *name, ch_error *err)
+{
+    char ex[48];
+    if (name == NULL)
+        return ch_error_set(err, CH_EINVAL, "user name is missing");
+    if (!is_word(name, 64, "._@-", 0))
+        return ch_error_set(err, CH_EINVAL,
+                            "user name \"%s\" must be 1 to 64 characters of a-z, A-Z, 0-9, "
+                            "'.', '_', '@' and '-'",
+                            ch_text_excerpt(ex, sizeof ex, name, strlen(name)));
+    return CH_OK;
+}
+
+/* A role name that ch_role_parse() knows. */
+static ch_err check_role(const char *role, ch_error *err)
+{
+    char ex[48];
+    if (role == NULL)
+        return ch_error_set(err, CH_EINVAL, "role is missing");
+    if (ch_role_parse(role) == CH_ROLE_NONE)
+        return ch_error_set(err, CH_EINVAL,
+                            "unknown role \"%s\" (use admin, scientist, analyst or service)",
+                            ch_text_excerpt(ex, sizeof ex, role, strlen(role)));
+    return CH_OK;
+}
+
+/* An encoded Argon2id hash: "$argon2id$..." in printable ASCII that fits
+ * CH_PASSWORD_HASH_MAX with its NUL. The store never parses it further:
+ * ch_password_verify() does. */
+static ch_err check_password_hash(const char *h, ch_error *err)
+{
+    size_t i;
+    if (h == NULL)
+        return ch_error_set(err, CH_EINVAL, "password hash is missing");
+    if (strncmp(h, "$argon2id$", 10) != 0)
+        return ch_error_set(err, CH_EINVAL,
+                            "password hash is not an encoded Argon2id hash (hash the password "
+                            "with ch_password_hash first)");
+    for (i = 0; h[i] != '\0'; i++) {
+        if (i + 1 >= CH_PASSWORD_HASH_MAX)
+            return ch_error_set(err, CH_EINVAL, "password hash is longer than %d bytes",
+                                CH_PASSWORD_HASH_MAX - 1);
+        if (h[i] <= ' ' || h[i] > '~')
+            return ch_error_set(err, CH_EINVAL, "password hash holds a character it cannot hold");
+    }
+    return CH_OK;
+}
+
+/* An API key id: CH_API_KEY_ID_LEN hex digits, copied in lower case. */
+static ch_err check_key_id(const char *id, char out[CH_API_KEY_ID_LEN + 1], ch_error *err)
+{
+    char ex[48];
+    if (id == NULL)
+        return ch_error_set(err, CH_EINVAL, "API key id is missing");
+    if (!is_hex(id, CH_API_KEY_ID_LEN, out))
+        return ch_error_set(err, CH_EINVAL, "API key id \"%s\" is not %d hex digits",
+                            ch_text_excerpt(ex, sizeof ex, id, strlen(id)), CH_API_KEY_ID_LEN);
+    return CH_OK;
+}
+
+/* Free text ('what' in messages): valid UTF-8 of at most 'max' bytes
+ * without control characters. NULL is allowed. */
+static ch_err check_text(const char *s, size_t max, const char *what, ch_error *err)
+{
+    size_t len;
+    size_t i;
+    if (s == NULL)
+        return CH_OK;
+    len = strlen(s);
+    if (len > max)
+        return ch_error_set(err, CH_EINVAL, "%s is longer than %zu bytes", what, max);
+    if (!ch_text_utf8_valid(s, len))
+        return ch_error_set(err, CH_EINVAL, "%s is not valid UTF-8", what);
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return ch_error_set(err, CH_EINVAL, "%s holds a control character", what);
+    }
+    return CH_OK;
+}
+
+/* An action of ch_registry_audit_append(): a word, and not one of the
+ * registry's own, so that an entry the server writes can never pass for
+ * a promotion or a user change. */
+static ch_err check_action(const char *action, ch_error *err)
+{
+    static const char *const own[] = {"register", "alias", "promote", "promote-refused",
+                                      "rollback"};
+    char ex[48];
+    size_t i;
+    if (action == NULL)
+        return ch_error_set(err, CH_EINVAL, "audit action is missing");
+    if (!is_word(action, 64, "._:-", 1))
+        return ch_error_set(err, CH_EINVAL,
+                            "audit action \"%s\" must be 1 to 64 characters of a-z, 0-9, '.', "
+                            "'_', ':' and '-'",
+                            ch_text_excerpt(ex, sizeof ex, action, strlen(action)));
+    for (i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(action, own[i]) == 0)
+            break;
+    if (i < sizeof own / sizeof own[0] || strncmp(action, "user-", 5) == 0 ||
+        strncmp(action, "key-", 4) == 0)
+        return ch_error_set(err, CH_EINVAL,
+                            "audit action \"%s\" is reserved for the registry's own entries",
+                            action);
+    return CH_OK;
+}
+
+/* Whether "YYYY-MM-DD" names a real date (Gregorian, years 1 to 9999). */
+static int is_date(const char *s)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = 0;
+    int m;
+    int d;
+    int i;
+    int leap;
+    if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    for (i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && !(s[i] >= '0' && s[i] <= '9'))
+            return 0;
+    for (i = 0; i < 4; i++)
+        y = y * 10 + (s[i] - '0');
+    m = (s[5] - '0') * 10 + (s[6] - '0');
+    d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y < 1 || m < 1 || m > 12 || d < 1)
+        return 0;
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m - 1] + (m == 2 && leap);
+}
+
+/* Checks prediction record 'i' of a batch. */
+static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *err)
+{
+    char tmp[65];
+    const char *bad = NULL;
+    if (memchr(p->id, '\0', sizeof p->id) == NULL || !is_hex(p->id, CH_PREDICTION_ID_LEN, tmp) ||
+        strcmp(tmp, p->id) != 0)
+        bad = "id is not 32 lowercase hex digits";
+    else if (memchr(p->customer, '\0', sizeof p->customer) == NULL ||
+             (p->customer[0] != '\0' &&
+              (!is_hex(p->customer, CH_PSEUDONYM_LEN, tmp) || strcmp(tmp, p->customer) != 0)))
+        bad = "customer is neither empty nor a pseudonym (32 lowercase hex digits)";
+    else if (memchr(p->features_sha256, '\0', sizeof p->features_sha256) == NULL ||
+             !is_hex(p->features_sha256, 64, tmp) || strcmp(tmp, p->features_sha256) != 0)
+        bad = "features_sha256 is not 64 lowercase hex digits";
+    else if (!(p->probability >= 0 && p->probability <= 1))
+        bad = "probability is not in [0, 1]";
+    else if (p->label != 0 && p->label != 1)
+        bad = "label is not 0 or 1";
+    else if (p->model_version < 0)
+        bad = "model_version is negative";
+    else if (!(isfinite(p->latency_s) && p->latency_s >= 0))
+        bad = "latency_s is not a non-negative number";
+    else if (p->time_ms <= 0)
+        bad = "time_ms is not positive";
+    if (bad != NULL)
+        return ch_error_set(err, CH_EINVAL, "prediction record %zu: %s", i, bad);
     return CH_OK;
 }
 
@@ -509,8 +721,24 @@ static ch_err rd_model(ch_registry *r, const void *arg, ch_buf *b, ch_error *err
 
 static ch_err rd_audit(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
 {
+    return r->ops->audit_json(r->be, *(const size_t *)arg, b, err);
+}
+
+static ch_err rd_users(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
     (void)arg;
-    return r->ops->audit_json(r->be, b, err);
+    return r->ops->users_json(r->be, b, err);
+}
+
+static ch_err rd_keys(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
+    (void)arg;
+    return r->ops->keys_json(r->be, b, err);
+}
+
+static ch_err rd_feedback(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
+    return r->ops->feedback_json(r->be, *(const size_t *)arg, b, err);
 }
 
 ch_err ch_registry_runs_json(ch_registry *r, size_t limit, ch_buf *b, ch_error *err)
@@ -539,7 +767,28 @@ ch_err ch_registry_model_json(ch_registry *r, int64_t version, ch_buf *b, ch_err
 
 ch_err ch_registry_audit_json(ch_registry *r, ch_buf *b, ch_error *err)
 {
-    return read_into(r, rd_audit, NULL, b, err);
+    size_t all = 0;
+    return read_into(r, rd_audit, &all, b, err);
+}
+
+ch_err ch_registry_audit_tail_json(ch_registry *r, size_t limit, ch_buf *b, ch_error *err)
+{
+    return read_into(r, rd_audit, &limit, b, err);
+}
+
+ch_err ch_registry_users_json(ch_registry *r, ch_buf *b, ch_error *err)
+{
+    return read_into(r, rd_users, NULL, b, err);
+}
+
+ch_err ch_registry_keys_json(ch_registry *r, ch_buf *b, ch_error *err)
+{
+    return read_into(r, rd_keys, NULL, b, err);
+}
+
+ch_err ch_registry_feedback_json(ch_registry *r, size_t limit, ch_buf *b, ch_error *err)
+{
+    return read_into(r, rd_feedback, &limit, b, err);
 }
 
 ch_err ch_registry_check(ch_registry *r, ch_error *err)
@@ -550,22 +799,331 @@ ch_err ch_registry_check(ch_registry *r, ch_error *err)
     return r->ops->check(r->be, err);
 }
 
+/* ---- the audit chain --------------------------------------------------- */
+
+ch_err ch_registry_audit_append(ch_registry *r, const char *actor, const char *action,
+                                const char *target, const char *details_json, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need_text(actor, "actor", err);
+    if (rc == CH_OK)
+        rc = check_action(action, err);
+    if (rc == CH_OK)
+        rc = check_text(target, 256, "audit target", err);
+    if (rc == CH_OK)
+        rc = check_object(details_json, "audit details", err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->audit_append(r->be, actor, action, target, details_json, err);
+}
+
+ch_err ch_registry_audit_verify(ch_registry *r, int64_t *n_entries, int64_t *first_bad_id,
+                                ch_error *err)
+{
+    int64_t n = 0;
+    int64_t bad = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc != CH_OK)
+        return rc;
+    rc = r->ops->audit_verify(r->be, &n, &bad, err);
+    if (rc == CH_OK || rc == CH_EDATA) {
+        if (n_entries != NULL)
+            *n_entries = n;
+        if (rc == CH_EDATA && first_bad_id != NULL)
+            *first_bad_id = bad;
+    }
+    return rc;
+}
+
+/* ---- users and API keys ------------------------------------------------ */
+
+ch_err ch_registry_user_add(ch_registry *r, const char *name, const char *role,
+                            const char *password_hash, const char *actor, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = check_user_name(name, err);
+    if (rc == CH_OK)
+        rc = check_role(role, err);
+    if (rc == CH_OK)
+        rc = check_password_hash(password_hash, err);
+    if (rc == CH_OK)
+        rc = need_text(actor, "actor", err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->user_add(r->be, name, role, password_hash, actor, err);
+}
+
+ch_err ch_registry_user_get(ch_registry *r, const char *name, ch_registry_user *out, ch_error *err)
+{
+    ch_registry_user u;
+    char ex[48];
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(out, "user result pointer", err);
+    if (rc == CH_OK)
+        rc = need(name, "user name", err);
+    if (rc != CH_OK)
+        return rc;
+    /* A name that could never have been added is simply not there. */
+    if (check_user_name(name, NULL) != CH_OK)
+        return ch_error_set(err, CH_ENOTFOUND, "no user \"%s\"",
+                            ch_text_excerpt(ex, sizeof ex, name, strlen(name)));
+    rc = r->ops->user_get(r->be, name, &u, err);
+    if (rc == CH_OK)
+        *out = u;
+    return rc;
+}
+
+static ch_err user_change(ch_registry *r, const ch__user_change *c, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = check_user_name(c->name, err);
+    if (rc == CH_OK && c->op == CH__USER_ROLE)
+        rc = check_role(c->role, err);
+    if (rc == CH_OK && c->op == CH__USER_PASSWD)
+        rc = check_password_hash(c->hash, err);
+    if (rc == CH_OK)
+        rc = need_text(c->actor, "actor", err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->user_change(r->be, c, err);
+}
+
+ch_err ch_registry_user_set_password(ch_registry *r, const char *name, const char *password_hash,
+                                     const char *actor, ch_error *err)
+{
+    ch__user_change c = {CH__USER_PASSWD, name, NULL, password_hash, actor};
+    return user_change(r, &c, err);
+}
+
+ch_err ch_registry_user_set_role(ch_registry *r, const char *name, const char *role,
+                                 const char *actor, ch_error *err)
+{
+    ch__user_change c = {CH__USER_ROLE, name, role, NULL, actor};
+    return user_change(r, &c, err);
+}
+
+ch_err ch_registry_user_set_disabled(ch_registry *r, const char *name, int disabled,
+                                     const char *actor, ch_error *err)
+{
+    ch__user_change c = {disabled ? CH__USER_DISABLE : CH__USER_ENABLE, name, NULL, NULL, actor};
+    return user_change(r, &c, err);
+}
+
+ch_err ch_registry_key_add(ch_registry *r, const char *id, const char *sha256, const char *role,
+                           const char *label, const char *created_by, ch_error *err)
+{
+    char kid[CH_API_KEY_ID_LEN + 1];
+    char sha[65];
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = check_key_id(id, kid, err);
+    if (rc == CH_OK)
+        rc = check_sha(sha256, "API key digest", sha, err);
+    if (rc == CH_OK)
+        rc = check_role(role, err);
+    if (rc == CH_OK)
+        rc = check_text(label, 128, "API key label", err);
+    if (rc == CH_OK)
+        rc = need_text(created_by, "actor", err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->key_add(r->be, kid, sha, role, label, created_by, err);
+}
+
+ch_err ch_registry_key_lookup(ch_registry *r, const char *id, const char *sha256,
+                              ch_registry_key *out, ch_error *err)
+{
+    char kid[CH_API_KEY_ID_LEN + 1];
+    char sha[65];
+    ch_registry_key k;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(out, "API key result pointer", err);
+    if (rc != CH_OK)
+        return rc;
+    /* Malformed input fails like a wrong key: the caller answers both the
+     * same way, and the message tells an attacker nothing. */
+    if (check_key_id(id, kid, NULL) != CH_OK || check_sha(sha256, "digest", sha, NULL) != CH_OK)
+        return ch_error_set(err, CH_EAUTH, "unknown API key or wrong secret");
+    rc = r->ops->key_lookup(r->be, kid, sha, &k, err);
+    if (rc == CH_OK)
+        *out = k;
+    return rc;
+}
+
+ch_err ch_registry_key_revoke(ch_registry *r, const char *id, const char *actor, ch_error *err)
+{
+    char kid[CH_API_KEY_ID_LEN + 1];
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(id, "API key id", err);
+    if (rc == CH_OK)
+        rc = need_text(actor, "actor", err);
+    if (rc != CH_OK)
+        return rc;
+    if (check_key_id(id, kid, NULL) != CH_OK) {
+        char ex[48];
+        return ch_error_set(err, CH_ENOTFOUND, "no API key \"%s\"",
+                            ch_text_excerpt(ex, sizeof ex, id, strlen(id)));
+    }
+    return r->ops->key_revoke(r->be, kid, actor, err);
+}
+
+/* ---- predictions and feedback ------------------------------------------- */
+
+ch_err ch_registry_log_predictions(ch_registry *r, const ch_prediction_rec *recs, size_t n,
+                                   ch_error *err)
+{
+    size_t i;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(recs, "prediction records", err);
+    if (rc == CH_OK && n == 0)
+        rc = ch_error_set(err, CH_EINVAL, "no prediction records to log");
+    for (i = 0; rc == CH_OK && i < n; i++)
+        rc = check_prediction(&recs[i], i, err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->log_predictions(r->be, recs, n, err);
+}
+
+ch_err ch_registry_feedback_add(ch_registry *r, const char *prediction_id, const char *customer,
+                                int churned, const char *observed_date, const char *actor,
+                                char out_prediction_id[CH_PREDICTION_ID_LEN + 1], ch_error *err)
+{
+    char pid[CH_PREDICTION_ID_LEN + 1];
+    char cust[CH_PSEUDONYM_LEN + 1];
+    char got[CH_PREDICTION_ID_LEN + 1];
+    char ex[48];
+    ch__feedback f;
+    ch_err rc = need(r, "registry handle", err);
+
+    if (rc == CH_OK && prediction_id == NULL && customer == NULL)
+        rc = ch_error_set(err, CH_EINVAL, "feedback needs a prediction id or a customer");
+    if (rc == CH_OK && prediction_id != NULL && !is_hex(prediction_id, CH_PREDICTION_ID_LEN, pid))
+        rc = ch_error_set(err, CH_EINVAL, "prediction id \"%s\" is not %d hex digits",
+                          ch_text_excerpt(ex, sizeof ex, prediction_id, strlen(prediction_id)),
+                          CH_PREDICTION_ID_LEN);
+    if (rc == CH_OK && customer != NULL && !is_hex(customer, CH_PSEUDONYM_LEN, cust))
+        rc = ch_error_set(err, CH_EINVAL, "customer \"%s\" is not a pseudonym (%d hex digits)",
+                          ch_text_excerpt(ex, sizeof ex, customer, strlen(customer)),
+                          CH_PSEUDONYM_LEN);
+    if (rc == CH_OK && churned != 0 && churned != 1)
+        rc = ch_error_set(err, CH_EINVAL, "churned must be 0 or 1, not %d", churned);
+    if (rc == CH_OK && !is_date(observed_date))
+        rc = ch_error_set(err, CH_EINVAL,
+                          "observed date \"%s\" is not a real date written YYYY-MM-DD",
+                          observed_date == NULL ? "(missing)"
+                                                : ch_text_excerpt(ex, sizeof ex, observed_date,
+                                                                  strlen(observed_date)));
+    if (rc == CH_OK)
+        rc = need_text(actor, "actor", err);
+    if (rc != CH_OK)
+        return rc;
+    f.prediction_id = prediction_id != NULL ? pid : NULL;
+    f.customer = customer != NULL ? cust : NULL;
+    f.churned = churned;
+    f.observed_date = observed_date;
+    f.actor = actor;
+    rc = r->ops->feedback_add(r->be, &f, got, err);
+    if (rc == CH_OK && out_prediction_id != NULL)
+        memcpy(out_prediction_id, got, sizeof got);
+    return rc;
+}
+
+ch_err ch_registry_feedback_count(ch_registry *r, int64_t *n, ch_error *err)
+{
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(n, "count result pointer", err);
+    if (rc == CH_OK)
+        rc = r->ops->feedback_count(r->be, &v, err);
+    if (rc == CH_OK)
+        *n = v;
+    return rc;
+}
+
 /* ---- helpers shared with the back ends --------------------------------- */
+
+/* Feeds one field of the canonical text: "name=~\n" or
+ * "name=<len>:<bytes>\n". The length prefix keeps the text unambiguous
+ * whatever bytes a field holds. */
+static void hash_field(ch_sha256 *h, const char *name, const char *v)
+{
+    char head[48];
+    int n;
+    if (v == NULL) {
+        n = snprintf(head, sizeof head, "%s=~\n", name);
+        ch_sha256_update(h, head, (size_t)n);
+        return;
+    }
+    n = snprintf(head, sizeof head, "%s=%zu:", name, strlen(v));
+    ch_sha256_update(h, head, (size_t)n);
+    ch_sha256_update(h, v, strlen(v));
+    ch_sha256_update(h, "\n", 1);
+}
+
+ch_err ch__audit_hash(const char *prev, const ch__audit_entry *e, char out[65], ch_error *err)
+{
+    static const char magic[] = "churn-audit-v1\n";
+    ch_sha256 *h = NULL;
+    ch_err rc = ch_sha256_new(&h, err);
+    if (rc != CH_OK)
+        return rc;
+    ch_sha256_update(h, prev, strlen(prev));
+    ch_sha256_update(h, magic, sizeof magic - 1);
+    hash_field(h, "id", e->id);
+    hash_field(h, "at", e->at);
+    hash_field(h, "actor", e->actor);
+    hash_field(h, "action", e->action);
+    hash_field(h, "alias", e->alias);
+    hash_field(h, "from", e->from_version);
+    hash_field(h, "to", e->to_version);
+    hash_field(h, "target", e->target);
+    hash_field(h, "reason", e->reason);
+    hash_field(h, "details", e->details);
+    ch_sha256_final_hex(h, out);
+    ch_sha256_free(h);
+    return CH_OK;
+}
+
+/* ---- helpers shared with the back ends (JSON) -------------------------- */
+
+int64_t ch__registry_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ch__registry_fmt_time(int64_t unix_ms, char out[CH__REGISTRY_TS_LEN])
+{
+    char wide[96];
+    struct tm tm;
+    int64_t ms = unix_ms % 1000;
+    time_t sec = (time_t)(unix_ms / 1000);
+
+    if (ms < 0) {
+        ms += 1000;
+        sec -= 1;
+    }
+    gmtime_r(&sec, &tm);
+    /* Formatted into room for any int values, then cut to the layout's
+     * length, which every real date fits. */
+    snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+    memcpy(out, wide, CH__REGISTRY_TS_LEN - 1);
+    out[CH__REGISTRY_TS_LEN - 1] = '\0';
+}
 
 void ch__registry_now(char out[CH__REGISTRY_TS_LEN])
 {
-    struct timespec ts;
-    struct tm tm;
-    time_t sec;
-    long ms;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    sec = ts.tv_sec;
-    ms = ts.tv_nsec / 1000000;
-    gmtime_r(&sec, &tm);
-    snprintf(out, CH__REGISTRY_TS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-             (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, ms);
+    ch__registry_fmt_time(ch__registry_now_ms(), out);
 }
 
 int ch__registry_gate_passes(const ch_promotion *p, int64_t champion)

@@ -31,7 +31,7 @@
 #include "ch/registry.h"
 
 /* The layout of a timestamp: "2024-05-01T12:34:56.789Z" plus the NUL. */
-#define CH__REGISTRY_TS_LEN 25
+#define CH__REGISTRY_TS_LEN CH_REGISTRY_TIME_LEN
 
 /* The aliases a store knows. Alias names are a closed set, checked by the
  * store as well. */
@@ -54,6 +54,49 @@ typedef struct ch__registry_ref {
     int64_t version;   /* > 0 when the reference is a number, else 0 */
     const char *alias; /* CH__ALIAS_* when it is an alias, else NULL */
 } ch__registry_ref;
+
+/* A change to one user; every string has been checked. */
+typedef enum ch__user_op {
+    CH__USER_PASSWD = 1,  /* set 'hash' */
+    CH__USER_ROLE = 2,    /* set 'role' */
+    CH__USER_DISABLE = 3, /* set the disabled flag */
+    CH__USER_ENABLE = 4   /* clear it */
+} ch__user_op;
+
+typedef struct ch__user_change {
+    ch__user_op op;
+    const char *name;
+    const char *role; /* CH__USER_ROLE: a role name ch_role_parse() knows */
+    const char *hash; /* CH__USER_PASSWD: an encoded Argon2id hash */
+    const char *actor;
+} ch__user_change;
+
+/* A feedback record to add; every string has been checked. */
+typedef struct ch__feedback {
+    const char *prediction_id; /* 32 lowercase hex digits, or NULL */
+    const char *customer;      /* a pseudonym, or NULL; one of the two is set */
+    int churned;               /* 0 or 1 */
+    const char *observed_date; /* "YYYY-MM-DD", a real date */
+    const char *actor;
+} ch__feedback;
+
+/* One audit entry as the chain hashes it: every field as the text the
+ * store keeps (integers in decimal), NULL for SQL NULL. */
+typedef struct ch__audit_entry {
+    const char *id;
+    const char *at;
+    const char *actor;
+    const char *action;
+    const char *alias;
+    const char *from_version;
+    const char *to_version;
+    const char *target;
+    const char *reason;
+    const char *details;
+} ch__audit_entry;
+
+/* The 'prev_hash' of the first entry of a log. */
+#define CH__AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* One back end. 'be' is the back end's own state, made by 'open'. */
 typedef struct ch__registry_ops {
@@ -83,8 +126,36 @@ typedef struct ch__registry_ops {
     ch_err (*run_json)(void *be, int64_t run_id, ch_buf *b, ch_error *err);
     ch_err (*models_json)(void *be, ch_buf *b, ch_error *err);
     ch_err (*model_json)(void *be, int64_t version, ch_buf *b, ch_error *err);
-    ch_err (*audit_json)(void *be, ch_buf *b, ch_error *err);
+    /* The last 'limit' entries (0 = all), oldest first. */
+    ch_err (*audit_json)(void *be, size_t limit, ch_buf *b, ch_error *err);
     ch_err (*check)(void *be, ch_error *err);
+
+    /* The audit chain. 'action' is not one of the registry's own. */
+    ch_err (*audit_append)(void *be, const char *actor, const char *action, const char *target,
+                           const char *details_json, ch_error *err);
+    /* CH_EDATA names the first bad entry; '*n' and '*first_bad' are
+     * written on CH_OK ('*n' only) and on CH_EDATA. */
+    ch_err (*audit_verify)(void *be, int64_t *n, int64_t *first_bad, ch_error *err);
+
+    /* Users and API keys. 'role' is a role name ch_role_parse() knows. */
+    ch_err (*user_add)(void *be, const char *name, const char *role, const char *hash,
+                       const char *actor, ch_error *err);
+    ch_err (*user_get)(void *be, const char *name, ch_registry_user *out, ch_error *err);
+    ch_err (*user_change)(void *be, const ch__user_change *c, ch_error *err);
+    ch_err (*users_json)(void *be, ch_buf *b, ch_error *err);
+    ch_err (*key_add)(void *be, const char *id, const char *sha256, const char *role,
+                      const char *label, const char *created_by, ch_error *err);
+    ch_err (*key_lookup)(void *be, const char *id, const char *sha256, ch_registry_key *out,
+                         ch_error *err);
+    ch_err (*key_revoke)(void *be, const char *id, const char *actor, ch_error *err);
+    ch_err (*keys_json)(void *be, ch_buf *b, ch_error *err);
+
+    /* Predictions and feedback. Records have been checked. */
+    ch_err (*log_predictions)(void *be, const ch_prediction_rec *recs, size_t n, ch_error *err);
+    ch_err (*feedback_add)(void *be, const ch__feedback *f, char out_id[CH_PREDICTION_ID_LEN + 1],
+                           ch_error *err);
+    ch_err (*feedback_count)(void *be, int64_t *n, ch_error *err);
+    ch_err (*feedback_json)(void *be, size_t limit, ch_buf *b, ch_error *err);
 } ch__registry_ops;
 
 /* The SQLite back end (registry_sqlite.c). */
@@ -95,6 +166,11 @@ extern const ch__registry_ops ch__registry_sqlite_ops;
 /* Writes the current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into 'out'.
  * Strings in this layout sort in time order. */
 void ch__registry_now(char out[CH__REGISTRY_TS_LEN]);
+
+/* The current UTC time in unix milliseconds, and the timestamp text of
+ * any such time. */
+int64_t ch__registry_now_ms(void);
+void ch__registry_fmt_time(int64_t unix_ms, char out[CH__REGISTRY_TS_LEN]);
 
 /* Whether the promotion gate passes on its own (without 'force'):
  * always when there is no champion, else when candidate_score >=
@@ -110,6 +186,15 @@ ch_err ch__registry_promotion_details(ch_buf *b, const ch_promotion *p, int64_t 
 /* Sets 'err' to the CH_EDATA message of a refused promotion, giving both
  * scores and the margin, and returns CH_EDATA. */
 ch_err ch__registry_refused(ch_error *err, const ch_promotion *p, int64_t champion);
+
+/* Computes the chain hash of audit entry 'e' that follows an entry whose
+ * hash is 'prev' (64 hex digits; CH__AUDIT_GENESIS for the first):
+ * SHA-256 of 'prev' followed by the canonical text of 'e', written as 64
+ * lowercase hex digits into 'out'. The canonical text is the line
+ * "churn-audit-v1", then one line per field in the order of
+ * ch__audit_entry: "name=~" for NULL, else "name=<byte length>:<bytes>".
+ * Every back end must hash exactly this. Errors: CH_ENOMEM. */
+ch_err ch__audit_hash(const char *prev, const ch__audit_entry *e, char out[65], ch_error *err);
 
 /* JSON rendering helpers for rows. ch__json_key() writes the separator
  * (a comma unless '*first') and "key":. ch__json_embed() appends stored

@@ -13,6 +13,11 @@
  *     transaction, and triggers make audit rows append-only;
  *   - audit times never decrease with the id, even if the clock steps
  *     back (a row takes the later of now and the previous row's time);
+ *   - audit rows form a hash chain (ch__audit_hash in registry.c): each
+ *     row is written with the hash of the row before it, read from the
+ *     head row 'audit_head', which the same transaction advances. The
+ *     head, not the last row, is what a new row links to, so a log whose
+ *     tail was cut stays visibly broken after further writes;
  *   - the layout is numbered in PRAGMA user_version; migrations[i] brings
  *     layout i to i + 1 in one transaction, and a newer layout is refused.
  *
@@ -26,7 +31,9 @@
  *
  * Workload: a few writes per training run and small reads; statements are
  * prepared per call rather than cached, which keeps the code simple and
- * costs microseconds against a transaction's fsync.
+ * costs microseconds against a transaction's fsync. The exception is the
+ * prediction log, written in batches by the server's log thread: its
+ * insert is prepared once per handle and reused for every record.
  */
 #include "registry_int.h"
 
@@ -42,9 +49,17 @@
 
 #include "ch/alloc.h"
 #include "ch/buf.h"
+#include "ch/hash.h"
 
 /* The layout this build writes (PRAGMA user_version). */
-#define LAYOUT 1
+#define LAYOUT 2
+
+/* Audit rows cannot be changed once written. Layout 2's migration drops
+ * and re-creates the update trigger to chain the existing rows, so the
+ * text lives in one place. */
+#define AUDIT_NO_UPDATE                                                                            \
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit\n"                                      \
+    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n"
 
 /* Layout 1. Alias names are a closed set; audit rows cannot change once
  * written. Audit columns carry no foreign keys on purpose: the log must
@@ -109,13 +124,72 @@ static const char schema_v1[] =
     ");\n"
     "CREATE INDEX audit_alias ON audit(alias, id);\n"
     "CREATE INDEX audit_to ON audit(to_version, action);\n"
-    "CREATE INDEX audit_from ON audit(from_version);\n"
-    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit\n"
-    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n"
+    "CREATE INDEX audit_from ON audit(from_version);\n" AUDIT_NO_UPDATE
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit\n"
     "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n";
 
-static const char *const migrations[LAYOUT] = {schema_v1};
+/* Layout 2: what the prediction service keeps, and the audit chain.
+ * - audit gains 'target' (the user, key or other object of a non-model
+ *   entry) and the chain columns; 'audit_head' (one row) holds the count
+ *   and the last hash. The head must be updated on every append, so only
+ *   its deletion is refused.
+ * - users and api_keys hold role names as text: the set of roles belongs
+ *   to auth.h and the front checks it, so a new role needs no migration.
+ * - predictions and feedback carry no foreign keys: predictions may be
+ *   pruned under a retention policy, and the join is checked when the
+ *   feedback is added. Customers are pseudonyms, never raw ids. */
+static const char schema_v2[] =
+    "ALTER TABLE audit ADD COLUMN target TEXT;\n"
+    "ALTER TABLE audit ADD COLUMN prev_hash TEXT;\n"
+    "ALTER TABLE audit ADD COLUMN hash TEXT;\n"
+    "CREATE INDEX audit_target ON audit(target, id);\n"
+    "CREATE TABLE audit_head (\n"
+    "    id        INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    n_entries INTEGER NOT NULL CHECK (n_entries >= 0),\n"
+    "    last_id   INTEGER NOT NULL,\n"
+    "    last_hash TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head\n"
+    "BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;\n"
+    "CREATE TABLE users (\n"
+    "    name          TEXT PRIMARY KEY NOT NULL,\n"
+    "    role          TEXT NOT NULL,\n"
+    "    password_hash TEXT NOT NULL,\n"
+    "    disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),\n"
+    "    created       TEXT NOT NULL,\n"
+    "    updated       TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE api_keys (\n"
+    "    id         TEXT PRIMARY KEY NOT NULL,\n"
+    "    sha256     TEXT NOT NULL,\n"
+    "    role       TEXT NOT NULL,\n"
+    "    label      TEXT,\n"
+    "    created    TEXT NOT NULL,\n"
+    "    created_by TEXT NOT NULL,\n"
+    "    last_used  TEXT,\n"
+    "    revoked_at TEXT\n"
+    ");\n"
+    "CREATE TABLE predictions (\n"
+    "    id              TEXT PRIMARY KEY NOT NULL,\n"
+    "    customer        TEXT,\n"
+    "    features_sha256 TEXT NOT NULL,\n"
+    "    probability     REAL NOT NULL,\n"
+    "    label           INTEGER NOT NULL CHECK (label IN (0, 1)),\n"
+    "    model_version   INTEGER,\n"
+    "    latency_s       REAL NOT NULL,\n"
+    "    time_ms         INTEGER NOT NULL\n"
+    ");\n"
+    "CREATE INDEX predictions_customer ON predictions(customer, time_ms);\n"
+    "CREATE TABLE feedback (\n"
+    "    id            INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    prediction_id TEXT NOT NULL,\n"
+    "    customer      TEXT,\n"
+    "    churned       INTEGER NOT NULL CHECK (churned IN (0, 1)),\n"
+    "    observed_date TEXT NOT NULL,\n"
+    "    actor         TEXT NOT NULL,\n"
+    "    at            TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX feedback_prediction ON feedback(prediction_id);\n";
 
 /* Alias moves, as opposed to decisions that moved nothing. */
 #define MOVES "('alias', 'promote', 'rollback')"
@@ -126,11 +200,25 @@ typedef struct sq {
     int read_only;       /* opened with opts.read_only */
     int busy_timeout_ms; /* budget for waiting on other writers */
     int test_pause_ms;   /* tests: sleep after the first write of a transaction */
+    int bulk_log;        /* the prediction log writer: synchronous=NORMAL, larger cache */
     int in_write;        /* inside the body of a write transaction */
     int paused;          /* the test pause was taken in this transaction */
     int busy;            /* the last failure was SQLITE_BUSY or SQLITE_LOCKED */
     uint64_t rnd;        /* state for retry jitter */
+    sqlite3_stmt *pred;  /* the prediction insert, prepared on first use; owned */
 } sq;
+
+static ch_err chain_audit(sq *s, ch_error *err);
+
+/* migrations[i] brings layout i to i + 1: a script, then a step in C
+ * (may be NULL) for what SQL alone cannot do. */
+static const struct migration {
+    const char *script;
+    ch_err (*step)(sq *s, ch_error *err);
+} migrations[LAYOUT] = {
+    {schema_v1, NULL},
+    {schema_v2, chain_audit},
+};
 
 /* ---- SQLite's memory through ch_malloc --------------------------------- */
 
@@ -526,28 +614,118 @@ static ch_err alias_set(sq *s, const char *name, int64_t version, ch_error *err)
                 "ti", name, version);
 }
 
-/* Appends an audit row. Its time is the later of now and the previous
- * row's, so times never decrease with the id. 'from'/'to' 0 mean none. */
-static ch_err audit_add(sq *s, const char *actor, const char *action, const char *alias,
-                        int64_t from, int64_t to, const char *reason, const char *details,
-                        ch_error *err)
+/* The audit head: the number of entries and the last one's id and hash.
+ * A store without a head row (only possible by hand) reads as an empty
+ * log, so the next entry starts a new chain and verification reports the
+ * break. */
+typedef struct audit_head {
+    int64_t n;
+    int64_t last_id;
+    char last_hash[65];
+    int found; /* the head row exists */
+} audit_head;
+
+static ch_err read_head(sq *s, audit_head *h, ch_error *err)
 {
+    sqlite3_stmt *st = NULL;
+    const char *what = "reading the audit head";
+    int row = 0;
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT n_entries, last_id, last_hash FROM audit_head WHERE id = 1", "");
+    h->n = 0;
+    h->last_id = 0;
+    memcpy(h->last_hash, CH__AUDIT_GENESIS, 65);
+    h->found = 0;
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && row) {
+        const char *t = (const char *)sqlite3_column_text(st, 2);
+        h->n = sqlite3_column_int64(st, 0);
+        h->last_id = sqlite3_column_int64(st, 1);
+        h->found = 1;
+        if (t == NULL && sqlite3_column_type(st, 2) != SQLITE_NULL)
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        else if (t != NULL)
+            snprintf(h->last_hash, sizeof h->last_hash, "%s", t);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void i64_text(char out[24], int64_t v)
+{
+    snprintf(out, 24, "%lld", (long long)v);
+}
+
+/* Appends an audit row. Its time is the later of now and the previous
+ * row's, so times never decrease with the id. 'from'/'to' 0 mean none.
+ * The row links to the head's hash and takes the next id explicitly
+ * (past the head, the largest id and AUTOINCREMENT's counter), because
+ * the id is part of what its hash covers. */
+static ch_err audit_add(sq *s, const char *actor, const char *action, const char *alias,
+                        int64_t from, int64_t to, const char *target, const char *reason,
+                        const char *details, ch_error *err)
+{
+    const char *what = "writing the audit log";
     char at[CH__REGISTRY_TS_LEN];
     char last[CH__REGISTRY_TS_LEN];
+    char id_s[24];
+    char from_s[24];
+    char to_s[24];
+    char hash[65];
+    audit_head h;
+    ch__audit_entry e;
+    int64_t top = 0;
+    int64_t id;
     int found = 0;
     ch_err rc;
 
     ch__registry_now(at);
-    rc = query_text(s, last, sizeof last, &found, "writing the audit log", err,
+    rc = query_text(s, last, sizeof last, &found, what, err,
                     "SELECT at FROM audit ORDER BY id DESC LIMIT 1", "");
     if (rc != CH_OK)
         return rc;
     if (found && strcmp(last, at) > 0)
         memcpy(at, last, sizeof at);
-    return exec(s, "writing the audit log", err,
-                "INSERT INTO audit(at, actor, action, alias, from_version, to_version, reason, "
-                "details_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                "ttttIItt", at, actor, action, alias, from, to, reason, details);
+    rc = read_head(s, &h, err);
+    if (rc == CH_OK)
+        rc = query_i64(s, &top, &found, what, err,
+                       "SELECT MAX(COALESCE((SELECT MAX(id) FROM audit), 0), "
+                       "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0))",
+                       "");
+    if (rc != CH_OK)
+        return rc;
+    id = (top > h.last_id ? top : h.last_id) + 1;
+    i64_text(id_s, id);
+    i64_text(from_s, from);
+    i64_text(to_s, to);
+    e.id = id_s;
+    e.at = at;
+    e.actor = actor;
+    e.action = action;
+    e.alias = alias;
+    e.from_version = from != 0 ? from_s : NULL;
+    e.to_version = to != 0 ? to_s : NULL;
+    e.target = target;
+    e.reason = reason;
+    e.details = details;
+    rc = ch__audit_hash(h.last_hash, &e, hash, err);
+    if (rc != CH_OK)
+        return rc;
+    rc = exec(s, what, err,
+              "INSERT INTO audit(id, at, actor, action, alias, from_version, to_version, target, "
+              "reason, details_json, prev_hash, hash) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+              "ittttIIttttt", id, at, actor, action, alias, from, to, target, reason, details,
+              h.last_hash, hash);
+    if (rc == CH_OK)
+        rc =
+            exec(s, what, err,
+                 "INSERT INTO audit_head(id, n_entries, last_id, last_hash) VALUES (1, ?1, ?2, ?3) "
+                 "ON CONFLICT(id) DO UPDATE SET n_entries = excluded.n_entries, "
+                 "last_id = excluded.last_id, last_hash = excluded.last_hash",
+                 "iit", h.n + 1, id, hash);
+    return rc;
 }
 
 static ch_err need_row(sq *s, const char *sql, int64_t id, const char *noun, ch_error *err)
@@ -569,6 +747,232 @@ static ch_err need_version(sq *s, int64_t version, ch_error *err)
 {
     return need_row(s, "SELECT 1 FROM model_versions WHERE version = ?1", version, "model version",
                     err);
+}
+
+/* ---- the audit chain ---------------------------------------------------- */
+
+/* The columns an audit row is hashed from, then its stored links. */
+#define CHAIN_COLS                                                                                 \
+    "id, at, actor, action, alias, from_version, to_version, target, reason, details_json, "       \
+    "prev_hash, hash"
+
+/* Reads the current row of a CHAIN_COLS statement: the entry as it is
+ * hashed, and the stored 'prev_hash' and 'hash' (NULL when absent). The
+ * texts are SQLite's, valid until the next step. */
+static ch_err chain_row(sq *s, sqlite3_stmt *st, ch__audit_entry *e, const char **prev,
+                        const char **hash, ch_error *err)
+{
+    const char *v[12];
+    int i;
+    for (i = 0; i < 12; i++) {
+        v[i] = NULL;
+        if (sqlite3_column_type(st, i) == SQLITE_NULL)
+            continue;
+        v[i] = (const char *)sqlite3_column_text(st, i);
+        if (v[i] == NULL)
+            return ch_error_set(err, CH_ENOMEM, "%s: reading the audit log: out of memory",
+                                s->path);
+    }
+    e->id = v[0];
+    e->at = v[1];
+    e->actor = v[2];
+    e->action = v[3];
+    e->alias = v[4];
+    e->from_version = v[5];
+    e->to_version = v[6];
+    e->target = v[7];
+    e->reason = v[8];
+    e->details = v[9];
+    *prev = v[10];
+    *hash = v[11];
+    return CH_OK;
+}
+
+/* Layout 2's step: links the rows a layout-1 store already holds, in id
+ * order, and writes the head. The update trigger is dropped for the
+ * length of this transaction only. Rows are read one statement at a time
+ * ("the next id after") rather than through one open cursor over the
+ * table being updated. */
+static ch_err chain_audit(sq *s, ch_error *err)
+{
+    const char *what = "chaining the audit log";
+    char running[65] = CH__AUDIT_GENESIS;
+    int64_t last = 0;
+    int64_t n = 0;
+    ch_err rc = exec(s, what, err, "DROP TRIGGER audit_no_update", "");
+
+    while (rc == CH_OK) {
+        sqlite3_stmt *st = NULL;
+        ch__audit_entry e;
+        const char *prev = NULL;
+        const char *hash = NULL;
+        char h[65];
+        int row = 0;
+        rc = prep(s, &st, what, err,
+                  "SELECT " CHAIN_COLS " FROM audit WHERE id > ?1 ORDER BY id LIMIT 1", "i", last);
+        if (rc == CH_OK)
+            rc = step(s, st, &row, what, err);
+        if (rc == CH_OK && row)
+            rc = chain_row(s, st, &e, &prev, &hash, err);
+        if (rc == CH_OK && row)
+            rc = ch__audit_hash(running, &e, h, err);
+        if (rc == CH_OK && row)
+            last = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (rc != CH_OK || !row)
+            break;
+        rc = exec(s, what, err, "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE id = ?1", "itt",
+                  last, running, h);
+        memcpy(running, h, sizeof running);
+        n++;
+    }
+    if (rc == CH_OK)
+        rc = exec_script(s, what, err, AUDIT_NO_UPDATE);
+    if (rc == CH_OK)
+        rc =
+            exec(s, what, err,
+                 "INSERT INTO audit_head(id, n_entries, last_id, last_hash) VALUES (1, ?1, ?2, ?3)",
+                 "iit", n, last, running);
+    return rc;
+}
+
+/* The outcome of walking the chain. */
+typedef struct chain_walk {
+    int64_t n;     /* entries read */
+    int64_t bad;   /* first bad entry when broken (0: the head alone) */
+    int broken;    /* 1: the chain does not hold */
+    char why[200]; /* what is wrong, naming the entry */
+} chain_walk;
+
+/* Walks the audit log in id order, recomputing every hash, then compares
+ * the head. Fills 'w'; returns an error only when the store fails. */
+static ch_err walk_chain(sq *s, chain_walk *w, ch_error *err)
+{
+    const char *what = "verifying the audit log";
+    sqlite3_stmt *st = NULL;
+    char running[65] = CH__AUDIT_GENESIS;
+    int64_t prev_id = 0;
+    audit_head h;
+    int row = 1;
+    ch_err rc;
+
+    memset(w, 0, sizeof *w);
+    rc = prep(s, &st, what, err, "SELECT " CHAIN_COLS " FROM audit ORDER BY id", "");
+    while (rc == CH_OK) {
+        ch__audit_entry e;
+        const char *prev = NULL;
+        const char *hash = NULL;
+        char mine[65];
+        int64_t id;
+        rc = step(s, st, &row, what, err);
+        if (rc != CH_OK || !row)
+            break;
+        id = sqlite3_column_int64(st, 0);
+        w->n++;
+        rc = chain_row(s, st, &e, &prev, &hash, err);
+        if (rc != CH_OK)
+            break;
+        if (prev == NULL || strcmp(prev, running) != 0) {
+            w->broken = 1;
+            w->bad = id;
+            if (prev_id == 0)
+                snprintf(w->why, sizeof w->why,
+                         "entry %lld is the first but does not start the chain (entries before "
+                         "it were removed, or it was changed)",
+                         (long long)id);
+            else
+                snprintf(w->why, sizeof w->why,
+                         "entry %lld does not follow entry %lld (an entry between them was "
+                         "removed, or one of them was changed)",
+                         (long long)id, (long long)prev_id);
+            break;
+        }
+        rc = ch__audit_hash(prev, &e, mine, err);
+        if (rc != CH_OK)
+            break;
+        if (hash == NULL || strcmp(hash, mine) != 0) {
+            w->broken = 1;
+            w->bad = id;
+            snprintf(w->why, sizeof w->why,
+                     "entry %lld was changed after it was written (its hash does not match its "
+                     "content)",
+                     (long long)id);
+            break;
+        }
+        memcpy(running, hash, sizeof running);
+        prev_id = id;
+    }
+    sqlite3_finalize(st);
+    if (rc != CH_OK || w->broken)
+        return rc;
+    rc = read_head(s, &h, err);
+    if (rc != CH_OK)
+        return rc;
+    if (!h.found) {
+        w->broken = 1;
+        w->bad = 0;
+        snprintf(w->why, sizeof w->why, "the audit head row is missing");
+    } else if (h.n != w->n || h.last_id != prev_id || strcmp(h.last_hash, running) != 0) {
+        w->broken = 1;
+        if (h.n > w->n) {
+            w->bad = prev_id + 1;
+            snprintf(w->why, sizeof w->why,
+                     "the log ends at entry %lld with %lld entries, but its head records %lld "
+                     "entries ending at entry %lld (entries were removed from the end)",
+                     (long long)prev_id, (long long)w->n, (long long)h.n, (long long)h.last_id);
+        } else {
+            w->bad = h.last_id < prev_id ? h.last_id + 1 : prev_id;
+            snprintf(w->why, sizeof w->why,
+                     "the log ends at entry %lld with %lld entries, but its head records %lld "
+                     "entries ending at entry %lld (the head or the last entries were changed)",
+                     (long long)prev_id, (long long)w->n, (long long)h.n, (long long)h.last_id);
+        }
+    }
+    return CH_OK;
+}
+
+typedef struct verify_ctx {
+    chain_walk w;
+} verify_ctx;
+
+static ch_err verify_body(sq *s, void *vc, ch_error *err)
+{
+    verify_ctx *c = vc;
+    return walk_chain(s, &c->w, err);
+}
+
+static ch_err sq_audit_verify(void *be, int64_t *n, int64_t *first_bad, ch_error *err)
+{
+    sq *s = be;
+    verify_ctx c;
+    ch_err rc = txn(s, 0, verify_body, &c, "verifying the audit log", err);
+    if (rc != CH_OK)
+        return rc;
+    *n = c.w.n;
+    if (!c.w.broken)
+        return CH_OK;
+    *first_bad = c.w.bad;
+    return ch_error_set(err, CH_EDATA, "%s: audit chain broken: %s", s->path, c.w.why);
+}
+
+typedef struct append_ctx {
+    const char *actor;
+    const char *action;
+    const char *target;
+    const char *details;
+} append_ctx;
+
+static ch_err append_body(sq *s, void *vc, ch_error *err)
+{
+    append_ctx *c = vc;
+    return audit_add(s, c->actor, c->action, NULL, 0, 0, c->target, NULL, c->details, err);
+}
+
+static ch_err sq_audit_append(void *be, const char *actor, const char *action, const char *target,
+                              const char *details_json, ch_error *err)
+{
+    append_ctx c = {actor, action, target, details_json};
+    return txn(be, 1, append_body, &c, "writing the audit log", err);
 }
 
 /* ---- open, layout, close ----------------------------------------------- */
@@ -602,7 +1006,9 @@ static ch_err migrate_body(sq *s, void *ctx, ch_error *err)
                                 s->path);
     }
     for (; layout < LAYOUT; layout++) {
-        rc = exec_script(s, "creating the store layout", err, migrations[layout]);
+        rc = exec_script(s, "creating the store layout", err, migrations[layout].script);
+        if (rc == CH_OK && migrations[layout].step != NULL)
+            rc = migrations[layout].step(s, err);
         if (rc != CH_OK)
             return rc;
     }
@@ -656,7 +1062,10 @@ static ch_err settings_attempt(sq *s, void *ctx, ch_error *err)
         rc = query_text(s, mode, sizeof mode, &found, "switching to WAL mode", err,
                         "PRAGMA journal_mode = WAL", "");
     if (rc == CH_OK && !s->read_only)
-        rc = exec(s, "configuring the store", err, "PRAGMA synchronous = FULL", "");
+        rc = exec(s, "configuring the store", err,
+                  s->bulk_log ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", "");
+    if (rc == CH_OK && s->bulk_log)
+        rc = exec(s, "configuring the store", err, "PRAGMA cache_size = -8192", "");
     if (rc == CH_OK)
         rc = query_i64(s, ctx, &found, "reading the store layout", err, "PRAGMA user_version", "");
     return rc;
@@ -678,6 +1087,7 @@ static void sq_close(void *be)
         return;
     if (s->db != NULL) {
         abandon(s);
+        sqlite3_finalize(s->pred);
         sqlite3_close_v2(s->db);
     }
     ch_free(s->path);
@@ -701,6 +1111,7 @@ static ch_err sq_open(const char *target, const ch_registry_opts *o, void **out,
     s->read_only = o->read_only != 0;
     s->busy_timeout_ms = o->busy_timeout_ms;
     s->test_pause_ms = o->test_pause_ms;
+    s->bulk_log = o->bulk_log != 0;
     s->rnd = (uint64_t)(uintptr_t)s ^ (uint64_t)now_ms();
     s->path = ch_strdup(target);
     if (s->path == NULL) {
@@ -965,7 +1376,7 @@ static ch_err register_body(sq *s, void *vc, ch_error *err)
     ch_buf_putc(&d, '}');
     if (ch_buf_status(&d) != CH_OK)
         return ch_error_set(err, CH_ENOMEM, "%s: out of memory writing the audit log", s->path);
-    rc = audit_add(s, g->actor, "register", NULL, 0, v, g->reason, d.data, err);
+    rc = audit_add(s, g->actor, "register", NULL, 0, v, NULL, g->reason, d.data, err);
     ch_buf_reset(&d);
 
     if (rc == CH_OK)
@@ -973,13 +1384,15 @@ static ch_err register_body(sq *s, void *vc, ch_error *err)
     if (rc == CH_OK)
         rc = alias_set(s, CH__ALIAS_CHALLENGER, v, err);
     if (rc == CH_OK)
-        rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHALLENGER, old, v, g->reason, NULL, err);
+        rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHALLENGER, old, v, NULL, g->reason, NULL,
+                       err);
     if (rc == CH_OK)
         rc = alias_get(s, CH__ALIAS_CHAMPION, &old, err);
     if (rc == CH_OK && old == 0) {
         rc = alias_set(s, CH__ALIAS_CHAMPION, v, err);
         if (rc == CH_OK)
-            rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHAMPION, 0, v, g->reason, NULL, err);
+            rc = audit_add(s, g->actor, "alias", CH__ALIAS_CHAMPION, 0, v, NULL, g->reason, NULL,
+                           err);
     }
     if (rc == CH_OK)
         c->version = v;
@@ -1032,10 +1445,10 @@ static ch_err promote_body(sq *s, void *vc, ch_error *err)
     if (p->force || ch__registry_gate_passes(p, champ)) {
         rc = alias_set(s, CH__ALIAS_CHAMPION, p->version, err);
         if (rc == CH_OK)
-            rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, p->version, c->reason,
-                           d.data, err);
+            rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, p->version, NULL,
+                           c->reason, d.data, err);
     } else {
-        rc = audit_add(s, c->actor, "promote-refused", CH__ALIAS_CHAMPION, champ, p->version,
+        rc = audit_add(s, c->actor, "promote-refused", CH__ALIAS_CHAMPION, champ, p->version, NULL,
                        c->reason, d.data, err);
         c->refused = 1;
     }
@@ -1104,7 +1517,7 @@ static ch_err rollback_body(sq *s, void *vc, ch_error *err)
         rc = alias_set(s, CH__ALIAS_CHAMPION, target, err);
     snprintf(details, sizeof details, "{\"undoes_audit_id\":%lld}", (long long)audit_id);
     if (rc == CH_OK)
-        rc = audit_add(s, c->actor, "rollback", CH__ALIAS_CHAMPION, champ, target, c->reason,
+        rc = audit_add(s, c->actor, "rollback", CH__ALIAS_CHAMPION, champ, target, NULL, c->reason,
                        details, err);
     if (rc == CH_OK)
         c->version = target;
@@ -1250,6 +1663,26 @@ static void o_json(obj *o, const char *key, int col)
     t = col_text(o, col, &len);
     if (t != NULL && ch__json_embed(o->b, t, len) == CH_ENOMEM)
         o->rc = CH_ENOMEM;
+}
+
+/* An integer column as true (non-zero) or false. */
+static void o_bool(obj *o, const char *key, int col)
+{
+    ch__json_key(o->b, &o->first, key);
+    ch_buf_puts(o->b, sqlite3_column_int64(o->st, col) != 0 ? "true" : "false");
+}
+
+/* A column of unix milliseconds as a timestamp, or null. */
+static void o_ms_time(obj *o, const char *key, int col)
+{
+    char t[CH__REGISTRY_TS_LEN];
+    ch__json_key(o->b, &o->first, key);
+    if (sqlite3_column_type(o->st, col) == SQLITE_NULL) {
+        ch_buf_puts(o->b, "null");
+        return;
+    }
+    ch__registry_fmt_time(sqlite3_column_int64(o->st, col), t);
+    ch_buf_json_str(o->b, t, strlen(t));
 }
 
 /* Ends an object; returns its sticky status, the buffer's included. */
@@ -1414,7 +1847,9 @@ static ch_err sq_run_json(void *be, int64_t run_id, ch_buf *b, ch_error *err)
     return txn(be, 0, run_body, &c, "reading a run", err);
 }
 
-#define AUDIT_COLS "id, at, actor, action, alias, from_version, to_version, reason, details_json"
+#define AUDIT_COLS                                                                                 \
+    "id, at, actor, action, alias, from_version, to_version, target, reason, details_json, "       \
+    "prev_hash, hash"
 
 static void audit_fields(obj *o)
 {
@@ -1425,8 +1860,11 @@ static void audit_fields(obj *o)
     o_text(o, "alias", 4);
     o_int(o, "from", 5);
     o_int(o, "to", 6);
-    o_text(o, "reason", 7);
-    o_json(o, "details", 8);
+    o_text(o, "target", 7);
+    o_text(o, "reason", 8);
+    o_json(o, "details", 9);
+    o_text(o, "prev_hash", 10);
+    o_text(o, "hash", 11);
 }
 
 #define MODEL_COLS "version, run_id, family, bundle_path, bundle_sha256, created, metrics_json"
@@ -1557,7 +1995,10 @@ static ch_err audit_body(sq *s, void *vc, ch_error *err)
     list_ctx *c = vc;
     sqlite3_stmt *st = NULL;
     const char *what = "reading the audit log";
-    ch_err rc = prep(s, &st, what, err, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", "");
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT * FROM (SELECT " AUDIT_COLS " FROM audit ORDER BY id DESC LIMIT ?1) "
+                     "ORDER BY id",
+                     "i", c->limit);
     if (rc != CH_OK)
         return rc;
     ch_buf_putc(c->b, '[');
@@ -1567,10 +2008,661 @@ static ch_err audit_body(sq *s, void *vc, ch_error *err)
     return rc;
 }
 
-static ch_err sq_audit_json(void *be, ch_buf *b, ch_error *err)
+static ch_err sq_audit_json(void *be, size_t limit, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit};
+    return txn(be, 0, audit_body, &c, "reading the audit log", err);
+}
+
+/* ---- users and API keys ------------------------------------------------ */
+
+/* Writes the audit details {"k1": v1[, "k2": v2]} (string values, NULL
+ * as null) into 'd'. */
+static ch_err details_of(sq *s, ch_buf *d, ch_error *err, const char *k1, const char *v1,
+                         const char *k2, const char *v2)
+{
+    int first = 1;
+    ch_buf_putc(d, '{');
+    ch__json_key(d, &first, k1);
+    ch__json_str_or_null(d, v1, v1 != NULL ? strlen(v1) : 0);
+    if (k2 != NULL) {
+        ch__json_key(d, &first, k2);
+        ch__json_str_or_null(d, v2, v2 != NULL ? strlen(v2) : 0);
+    }
+    if (ch_buf_putc(d, '}') != CH_OK)
+        return ch_error_set(err, CH_ENOMEM, "%s: out of memory writing the audit log", s->path);
+    return CH_OK;
+}
+
+typedef struct user_ctx {
+    const char *name;
+    const char *role;
+    const char *hash;
+    const char *actor;
+    const ch__user_change *change;
+    ch_registry_user out;
+} user_ctx;
+
+static ch_err user_add_body(sq *s, void *vc, ch_error *err)
+{
+    user_ctx *c = vc;
+    const char *what = "adding a user";
+    char now[CH__REGISTRY_TS_LEN];
+    int64_t one = 0;
+    int found = 0;
+    ch_buf d;
+    ch_err rc;
+
+    rc = query_i64(s, &one, &found, what, err, "SELECT 1 FROM users WHERE name = ?1", "t", c->name);
+    if (rc != CH_OK)
+        return rc;
+    if (found)
+        return ch_error_set(err, CH_EINVAL, "%s: user '%s' exists", s->path, c->name);
+    ch__registry_now(now);
+    rc = exec(s, what, err,
+              "INSERT INTO users(name, role, password_hash, disabled, created, updated) "
+              "VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+              "tttt", c->name, c->role, c->hash, now);
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_init(&d, 1 << 12);
+    rc = details_of(s, &d, err, "role", c->role, NULL, NULL);
+    if (rc == CH_OK)
+        rc = audit_add(s, c->actor, "user-add", NULL, 0, 0, c->name, NULL, d.data, err);
+    ch_buf_reset(&d);
+    return rc;
+}
+
+static ch_err sq_user_add(void *be, const char *name, const char *role, const char *hash,
+                          const char *actor, ch_error *err)
+{
+    user_ctx c = {name, role, hash, actor, NULL, {CH_ROLE_NONE, "", 0, ""}};
+    return txn(be, 1, user_add_body, &c, "adding a user", err);
+}
+
+static ch_err user_get_body(sq *s, void *vc, ch_error *err)
+{
+    user_ctx *c = vc;
+    const char *what = "reading a user";
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT role, password_hash, disabled, created FROM users WHERE name = ?1",
+                     "t", c->name);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && !row)
+        rc = ch_error_set(err, CH_ENOTFOUND, "%s: no user '%s'", s->path, c->name);
+    if (rc == CH_OK) {
+        const char *role = (const char *)sqlite3_column_text(st, 0);
+        const char *hash = (const char *)sqlite3_column_text(st, 1);
+        const char *created = (const char *)sqlite3_column_text(st, 3);
+        if (role == NULL || hash == NULL || created == NULL)
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        else if (strlen(hash) >= sizeof c->out.password_hash)
+            rc = ch_error_set(err, CH_EDB, "%s: the stored password hash of '%s' is too long",
+                              s->path, c->name);
+        if (rc == CH_OK) {
+            c->out.role = ch_role_parse(role);
+            snprintf(c->out.password_hash, sizeof c->out.password_hash, "%s", hash);
+            c->out.disabled = sqlite3_column_int64(st, 2) != 0;
+            snprintf(c->out.created, sizeof c->out.created, "%s", created);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_user_get(void *be, const char *name, ch_registry_user *out, ch_error *err)
+{
+    user_ctx c = {name, NULL, NULL, NULL, NULL, {CH_ROLE_NONE, "", 0, ""}};
+    ch_err rc = txn(be, 0, user_get_body, &c, "reading a user", err);
+    if (rc == CH_OK)
+        *out = c.out;
+    return rc;
+}
+
+/* One change to a user. A change to the state the user is already in
+ * (same role, already disabled, already enabled) writes nothing, so a
+ * retried request does not add audit entries. A new password is always
+ * written: the hash differs even for the same password. */
+static ch_err user_change_body(sq *s, void *vc, ch_error *err)
+{
+    user_ctx *c = vc;
+    const ch__user_change *u = c->change;
+    const char *what = "changing a user";
+    char old_role[64] = "";
+    char now[CH__REGISTRY_TS_LEN];
+    sqlite3_stmt *st = NULL;
+    int disabled = 0;
+    int row = 0;
+    ch_buf d;
+    ch_err rc;
+
+    rc = prep(s, &st, what, err, "SELECT role, disabled FROM users WHERE name = ?1", "t", u->name);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && !row)
+        rc = ch_error_set(err, CH_ENOTFOUND, "%s: no user '%s'", s->path, u->name);
+    if (rc == CH_OK) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (t == NULL)
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        else
+            snprintf(old_role, sizeof old_role, "%s", t);
+        disabled = sqlite3_column_int64(st, 1) != 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != CH_OK)
+        return rc;
+    ch__registry_now(now);
+    switch (u->op) {
+    case CH__USER_PASSWD:
+        rc = exec(s, what, err, "UPDATE users SET password_hash = ?2, updated = ?3 WHERE name = ?1",
+                  "ttt", u->name, u->hash, now);
+        if (rc == CH_OK)
+            rc = audit_add(s, u->actor, "user-passwd", NULL, 0, 0, u->name, NULL, NULL, err);
+        return rc;
+    case CH__USER_ROLE:
+        if (strcmp(old_role, u->role) == 0)
+            return CH_OK;
+        rc = exec(s, what, err, "UPDATE users SET role = ?2, updated = ?3 WHERE name = ?1", "ttt",
+                  u->name, u->role, now);
+        ch_buf_init(&d, 1 << 12);
+        if (rc == CH_OK)
+            rc = details_of(s, &d, err, "from", old_role, "to", u->role);
+        if (rc == CH_OK)
+            rc = audit_add(s, u->actor, "user-role", NULL, 0, 0, u->name, NULL, d.data, err);
+        ch_buf_reset(&d);
+        return rc;
+    case CH__USER_DISABLE:
+    case CH__USER_ENABLE: {
+        int want = u->op == CH__USER_DISABLE;
+        if (disabled == want)
+            return CH_OK;
+        rc = exec(s, what, err, "UPDATE users SET disabled = ?2, updated = ?3 WHERE name = ?1",
+                  "tit", u->name, (int64_t)want, now);
+        if (rc == CH_OK)
+            rc = audit_add(s, u->actor, want ? "user-disable" : "user-enable", NULL, 0, 0, u->name,
+                           NULL, NULL, err);
+        return rc;
+    }
+    }
+    ch_panic("registry: unknown user change %d", (int)u->op);
+}
+
+static ch_err sq_user_change(void *be, const ch__user_change *u, ch_error *err)
+{
+    user_ctx c = {NULL, NULL, NULL, NULL, u, {CH_ROLE_NONE, "", 0, ""}};
+    return txn(be, 1, user_change_body, &c, "changing a user", err);
+}
+
+static void user_fields(obj *o)
+{
+    o_text(o, "name", 0);
+    o_text(o, "role", 1);
+    o_bool(o, "disabled", 2);
+    o_text(o, "created", 3);
+    o_text(o, "updated", 4);
+}
+
+static ch_err users_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing users";
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT name, role, disabled, created, updated FROM users ORDER BY name", "");
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    rc = rows(s, st, c->b, user_fields, what, err);
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_users_json(void *be, ch_buf *b, ch_error *err)
 {
     list_ctx c = {b, 0, -1};
-    return txn(be, 0, audit_body, &c, "reading the audit log", err);
+    return txn(be, 0, users_body, &c, "listing users", err);
+}
+
+typedef struct key_ctx {
+    const char *id;
+    const char *sha256;
+    const char *role;
+    const char *label;
+    const char *actor;
+    char now[CH__REGISTRY_TS_LEN];
+    char since[CH__REGISTRY_TS_LEN]; /* lookup: a use after this time is recent */
+    ch_registry_key out;             /* lookup */
+    int match;                       /* lookup: the digest matched */
+    int touch;                       /* lookup: the use should be recorded */
+} key_ctx;
+
+static ch_err key_add_body(sq *s, void *vc, ch_error *err)
+{
+    key_ctx *c = vc;
+    const char *what = "adding an API key";
+    int64_t one = 0;
+    int found = 0;
+    ch_buf d;
+    ch_err rc;
+
+    rc = query_i64(s, &one, &found, what, err, "SELECT 1 FROM api_keys WHERE id = ?1", "t", c->id);
+    if (rc != CH_OK)
+        return rc;
+    if (found)
+        return ch_error_set(err, CH_EINVAL, "%s: API key '%s' exists", s->path, c->id);
+    ch__registry_now(c->now);
+    rc = exec(s, what, err,
+              "INSERT INTO api_keys(id, sha256, role, label, created, created_by) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+              "tttttt", c->id, c->sha256, c->role, c->label, c->now, c->actor);
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_init(&d, 1 << 12);
+    rc = details_of(s, &d, err, "role", c->role, "label", c->label);
+    if (rc == CH_OK)
+        rc = audit_add(s, c->actor, "key-create", NULL, 0, 0, c->id, NULL, d.data, err);
+    ch_buf_reset(&d);
+    return rc;
+}
+
+static ch_err sq_key_add(void *be, const char *id, const char *sha256, const char *role,
+                         const char *label, const char *created_by, ch_error *err)
+{
+    key_ctx c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.sha256 = sha256;
+    c.role = role;
+    c.label = label;
+    c.actor = created_by;
+    return txn(be, 1, key_add_body, &c, "adding an API key", err);
+}
+
+static ch_err key_lookup_body(sq *s, void *vc, ch_error *err)
+{
+    key_ctx *c = vc;
+    const char *what = "looking up an API key";
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT sha256, role, revoked_at IS NOT NULL, label, last_used FROM api_keys "
+                     "WHERE id = ?1",
+                     "t", c->id);
+    c->match = 0;
+    c->touch = 0;
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && row) {
+        const char *sha = (const char *)sqlite3_column_text(st, 0);
+        const char *role = (const char *)sqlite3_column_text(st, 1);
+        const char *label = (const char *)sqlite3_column_text(st, 3);
+        const char *used = (const char *)sqlite3_column_text(st, 4);
+        if (sha == NULL || role == NULL) {
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        } else if (strlen(sha) == 64 && ch_ct_equal(sha, c->sha256, 64)) {
+            c->match = 1;
+            c->out.role = ch_role_parse(role);
+            c->out.revoked = sqlite3_column_int64(st, 2) != 0;
+            snprintf(c->out.label, sizeof c->out.label, "%s", label != NULL ? label : "");
+            c->touch = !c->out.revoked && (used == NULL || strcmp(used, c->since) <= 0);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err touch_body(sq *s, void *vc, ch_error *err)
+{
+    key_ctx *c = vc;
+    /* The condition is repeated here: another handle may have recorded a
+     * use since this one looked. */
+    return exec(s, "recording an API key's use", err,
+                "UPDATE api_keys SET last_used = ?2 WHERE id = ?1 AND revoked_at IS NULL AND "
+                "(last_used IS NULL OR last_used <= ?3)",
+                "ttt", c->id, c->now, c->since);
+}
+
+/* Records the use of a key: one attempt that does not wait for the write
+ * lock (the busy timeout is 0 for its length), because it runs on the
+ * request path of the server; if another writer holds the store, a later
+ * use records it. Its errors are dropped for the same reason. */
+static void touch_key(sq *s, key_ctx *c)
+{
+    txn_ctx t = {1, touch_body, c, "recording an API key's use"};
+    if (s->read_only)
+        return;
+    sqlite3_busy_timeout(s->db, 0);
+    (void)txn_attempt(s, &t, NULL);
+    sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
+}
+
+static ch_err sq_key_lookup(void *be, const char *id, const char *sha256, ch_registry_key *out,
+                            ch_error *err)
+{
+    sq *s = be;
+    key_ctx c;
+    int64_t now = ch__registry_now_ms();
+    ch_err rc;
+
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.sha256 = sha256;
+    ch__registry_fmt_time(now, c.now);
+    ch__registry_fmt_time(now - 60000, c.since);
+    rc = txn(s, 0, key_lookup_body, &c, "looking up an API key", err);
+    if (rc != CH_OK)
+        return rc;
+    if (!c.match)
+        return ch_error_set(err, CH_EAUTH, "unknown API key or wrong secret");
+    if (c.touch)
+        touch_key(s, &c);
+    *out = c.out;
+    return CH_OK;
+}
+
+static ch_err key_revoke_body(sq *s, void *vc, ch_error *err)
+{
+    key_ctx *c = vc;
+    const char *what = "revoking an API key";
+    int64_t revoked = 0;
+    int found = 0;
+    ch_err rc = query_i64(s, &revoked, &found, what, err,
+                          "SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = ?1", "t", c->id);
+    if (rc != CH_OK)
+        return rc;
+    if (!found)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no API key '%s'", s->path, c->id);
+    if (revoked)
+        return CH_OK;
+    ch__registry_now(c->now);
+    rc = exec(s, what, err, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", "tt", c->id,
+              c->now);
+    if (rc == CH_OK)
+        rc = audit_add(s, c->actor, "key-revoke", NULL, 0, 0, c->id, NULL, NULL, err);
+    return rc;
+}
+
+static ch_err sq_key_revoke(void *be, const char *id, const char *actor, ch_error *err)
+{
+    key_ctx c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.actor = actor;
+    return txn(be, 1, key_revoke_body, &c, "revoking an API key", err);
+}
+
+static void key_fields(obj *o)
+{
+    o_text(o, "id", 0);
+    o_text(o, "label", 1);
+    o_text(o, "role", 2);
+    o_text(o, "created", 3);
+    o_text(o, "created_by", 4);
+    o_text(o, "last_used", 5);
+    o_bool(o, "revoked", 6);
+    o_text(o, "revoked_at", 7);
+}
+
+static ch_err keys_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing API keys";
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT id, label, role, created, created_by, last_used, "
+                     "revoked_at IS NOT NULL, revoked_at FROM api_keys ORDER BY created, id",
+                     "");
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    rc = rows(s, st, c->b, key_fields, what, err);
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_keys_json(void *be, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, -1};
+    return txn(be, 0, keys_body, &c, "listing API keys", err);
+}
+
+/* ---- predictions and feedback ------------------------------------------ */
+
+typedef struct pred_ctx {
+    const ch_prediction_rec *recs;
+    size_t n;
+} pred_ctx;
+
+/* Binds one record to the cached insert. The texts are bound STATIC: the
+ * records outlive the statement's use, and the bindings are cleared
+ * before the call returns. */
+static ch_err bind_prediction(sq *s, sqlite3_stmt *st, const ch_prediction_rec *p, const char *what,
+                              ch_error *err)
+{
+    int rc = sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = p->customer[0] != '\0' ? sqlite3_bind_text(st, 2, p->customer, -1, SQLITE_STATIC)
+                                    : sqlite3_bind_null(st, 2);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, p->features_sha256, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 4, p->probability);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, p->label);
+    if (rc == SQLITE_OK)
+        rc = p->model_version > 0 ? sqlite3_bind_int64(st, 6, p->model_version)
+                                  : sqlite3_bind_null(st, 6);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 7, p->latency_s);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 8, p->time_ms);
+    return rc == SQLITE_OK ? CH_OK : db_fail(s, rc, what, err);
+}
+
+/* One batch: the insert is prepared once per handle (the log thread calls
+ * this for every batch) and stepped once per record, all inside one
+ * transaction, so a batch costs one commit. */
+static ch_err pred_body(sq *s, void *vc, ch_error *err)
+{
+    pred_ctx *c = vc;
+    const char *what = "logging predictions";
+    ch_err rc = CH_OK;
+    size_t i;
+
+    if (s->pred == NULL) {
+        int r = sqlite3_prepare_v3(s->db,
+                                   "INSERT INTO predictions(id, customer, features_sha256, "
+                                   "probability, label, model_version, latency_s, time_ms) "
+                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                                   "ON CONFLICT(id) DO NOTHING",
+                                   -1, SQLITE_PREPARE_PERSISTENT, &s->pred, NULL);
+        if (r != SQLITE_OK)
+            return db_fail(s, r, what, err);
+    }
+    for (i = 0; rc == CH_OK && i < c->n; i++) {
+        int row = 0;
+        rc = bind_prediction(s, s->pred, &c->recs[i], what, err);
+        if (rc == CH_OK)
+            rc = step(s, s->pred, &row, what, err);
+        sqlite3_reset(s->pred);
+    }
+    sqlite3_clear_bindings(s->pred);
+    return rc;
+}
+
+static ch_err sq_log_predictions(void *be, const ch_prediction_rec *recs, size_t n, ch_error *err)
+{
+    pred_ctx c = {recs, n};
+    return txn(be, 1, pred_body, &c, "logging predictions", err);
+}
+
+/* Feedback is acknowledged to a client that will not send it again, so
+ * it must survive a power loss once the call returns. In WAL mode that
+ * takes synchronous=FULL, which syncs the WAL at every commit; NORMAL
+ * syncs only at checkpoints, and a power loss could take the last
+ * commits with it. The connection is opened with FULL (settings_attempt);
+ * this checks the level again before each feedback transaction, so that
+ * relaxing the connection's default one day (for prediction batches, say)
+ * cannot quietly weaken this promise. The level cannot change inside a
+ * transaction, hence here, before BEGIN. */
+static ch_err ensure_full_sync(sq *s, ch_error *err)
+{
+    const char *what = "making feedback durable";
+    int64_t level = 0;
+    int found = 0;
+    ch_err rc = query_i64(s, &level, &found, what, err, "PRAGMA synchronous", "");
+    if (rc == CH_OK && (!found || level < 2))
+        rc = exec(s, what, err, "PRAGMA synchronous = FULL", "");
+    return rc;
+}
+
+typedef struct fb_ctx {
+    const ch__feedback *f;
+    char pid[CH_PREDICTION_ID_LEN + 1]; /* out: the prediction joined */
+} fb_ctx;
+
+/* Finds the prediction the feedback is about (by id, or the customer's
+ * latest), then records the feedback; nothing is written when there is no
+ * such prediction. */
+static ch_err fb_body(sq *s, void *vc, ch_error *err)
+{
+    fb_ctx *c = vc;
+    const ch__feedback *f = c->f;
+    const char *what = "recording feedback";
+    char cust[CH_PSEUDONYM_LEN + 1] = "";
+    char now[CH__REGISTRY_TS_LEN];
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    ch_err rc;
+
+    if (f->prediction_id != NULL)
+        rc = prep(s, &st, what, err, "SELECT id, customer FROM predictions WHERE id = ?1", "t",
+                  f->prediction_id);
+    else
+        rc = prep(s, &st, what, err,
+                  "SELECT id, customer FROM predictions WHERE customer = ?1 "
+                  "ORDER BY time_ms DESC, rowid DESC LIMIT 1",
+                  "t", f->customer);
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && row) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *cu = (const char *)sqlite3_column_text(st, 1);
+        if (id == NULL || (cu == NULL && sqlite3_column_type(st, 1) != SQLITE_NULL))
+            rc = ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
+        else {
+            snprintf(c->pid, sizeof c->pid, "%s", id);
+            snprintf(cust, sizeof cust, "%s", cu != NULL ? cu : "");
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != CH_OK)
+        return rc;
+    if (!row && f->prediction_id != NULL)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no prediction %s; feedback not recorded",
+                            s->path, f->prediction_id);
+    if (!row)
+        return ch_error_set(err, CH_ENOTFOUND,
+                            "%s: no prediction for customer %s; feedback not recorded", s->path,
+                            f->customer);
+    if (f->customer != NULL && strcmp(cust, f->customer) != 0)
+        return ch_error_set(err, CH_ENOTFOUND,
+                            "%s: prediction %s is not for customer %s; feedback not recorded",
+                            s->path, c->pid, f->customer);
+    ch__registry_now(now);
+    return exec(s, what, err,
+                "INSERT INTO feedback(prediction_id, customer, churned, observed_date, actor, at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "ttittt", c->pid, cust[0] != '\0' ? cust : NULL, (int64_t)f->churned,
+                f->observed_date, f->actor, now);
+}
+
+static ch_err sq_feedback_add(void *be, const ch__feedback *f,
+                              char out_id[CH_PREDICTION_ID_LEN + 1], ch_error *err)
+{
+    sq *s = be;
+    fb_ctx c;
+    ch_err rc;
+
+    memset(&c, 0, sizeof c);
+    c.f = f;
+    if (s->read_only)
+        return ch_error_set(err, CH_EDB, "%s: recording feedback: the store is open read-only",
+                            s->path);
+    rc = ensure_full_sync(s, err);
+    if (rc == CH_OK)
+        rc = txn(s, 1, fb_body, &c, "recording feedback", err);
+    if (rc == CH_OK)
+        memcpy(out_id, c.pid, sizeof c.pid);
+    return rc;
+}
+
+typedef struct count_ctx {
+    int64_t n;
+} count_ctx;
+
+static ch_err fb_count_body(sq *s, void *vc, ch_error *err)
+{
+    count_ctx *c = vc;
+    int found = 0;
+    return query_i64(s, &c->n, &found, "counting feedback", err, "SELECT count(*) FROM feedback",
+                     "");
+}
+
+static ch_err sq_feedback_count(void *be, int64_t *n, ch_error *err)
+{
+    count_ctx c = {0};
+    ch_err rc = txn(be, 0, fb_count_body, &c, "counting feedback", err);
+    if (rc == CH_OK)
+        *n = c.n;
+    return rc;
+}
+
+static void feedback_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_text(o, "prediction_id", 1);
+    o_text(o, "customer", 2);
+    o_int(o, "churned", 3);
+    o_text(o, "observed_date", 4);
+    o_text(o, "actor", 5);
+    o_text(o, "at", 6);
+    o_num(o, "probability", 7);
+    o_int(o, "label", 8);
+    o_int(o, "model_version", 9);
+    o_ms_time(o, "predicted_at", 10);
+}
+
+static ch_err feedback_body(sq *s, void *vc, ch_error *err)
+{
+    list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing feedback";
+    ch_err rc = prep(s, &st, what, err,
+                     "SELECT f.id, f.prediction_id, f.customer, f.churned, f.observed_date, "
+                     "f.actor, f.at, p.probability, p.label, p.model_version, p.time_ms "
+                     "FROM feedback f LEFT JOIN predictions p ON p.id = f.prediction_id "
+                     "ORDER BY f.id DESC LIMIT ?1",
+                     "i", c->limit);
+    if (rc != CH_OK)
+        return rc;
+    ch_buf_putc(c->b, '[');
+    rc = rows(s, st, c->b, feedback_fields, what, err);
+    ch_buf_putc(c->b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err sq_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
+{
+    list_ctx c = {b, 0, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit};
+    return txn(be, 0, feedback_body, &c, "listing feedback", err);
 }
 
 /* ---- invariants -------------------------------------------------------- */
@@ -1661,9 +2753,9 @@ static ch_err check_body(sq *s, void *vc, ch_error *err)
     if (rc == CH_OK)
         rc = query_i64(s, &n, &found, "checking the audit log", err,
                        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
-                       "('audit_no_update', 'audit_no_delete')",
+                       "('audit_no_update', 'audit_no_delete', 'audit_head_no_delete')",
                        "");
-    if (rc == CH_OK && n != 2)
+    if (rc == CH_OK && n != 3)
         rc = violation(s, err, "the audit log's append-only triggers are missing");
     if (rc == CH_OK)
         rc = query_text(s, text, sizeof text, &found, "checking aliases", err,
@@ -1705,6 +2797,12 @@ static ch_err check_body(sq *s, void *vc, ch_error *err)
                        (long long)n, (long long)m);
     if (rc == CH_OK)
         rc = check_audit_order(s, err);
+    if (rc == CH_OK) {
+        chain_walk w;
+        rc = walk_chain(s, &w, err);
+        if (rc == CH_OK && w.broken)
+            rc = violation(s, err, "audit chain broken: %s", w.why);
+    }
     return rc;
 }
 
@@ -1732,4 +2830,18 @@ const ch__registry_ops ch__registry_sqlite_ops = {
     .model_json = sq_model_json,
     .audit_json = sq_audit_json,
     .check = sq_check,
+    .audit_append = sq_audit_append,
+    .audit_verify = sq_audit_verify,
+    .user_add = sq_user_add,
+    .user_get = sq_user_get,
+    .user_change = sq_user_change,
+    .users_json = sq_users_json,
+    .key_add = sq_key_add,
+    .key_lookup = sq_key_lookup,
+    .key_revoke = sq_key_revoke,
+    .keys_json = sq_keys_json,
+    .log_predictions = sq_log_predictions,
+    .feedback_add = sq_feedback_add,
+    .feedback_count = sq_feedback_count,
+    .feedback_json = sq_feedback_json,
 };
