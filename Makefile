@@ -134,4 +134,7 @@ style:
 clean:
 	rm -rf build
 
+# The OpenAPI document is assembled into h_ops.o (.incbin), which -MMD does not see.
+$(BUILD)/obj/src/server/h_ops.o: src/server/openapi.json
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/unit/%.c=$(BUILD)/obj/tests/unit/%.d)

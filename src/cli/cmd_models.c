@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ch/alloc.h"
+#include "ch/promote.h"
 #include "ch/split.h"
 #include "ch/train.h"
 #include "cli.h"
@@ -75,167 +76,38 @@ static void print_models(const ch_json *list)
 }
 
 /* Scores 'bundle' on 'rows' of the data at 'path' and returns ROC AUC. */
-static int auc_on_rows(const ch_config *cfg, const ch_bundle *bundle, const char *path,
-                       const char *sha, double fraction, uint64_t seed, double *auc)
-{
-    ch_frame *frame = NULL;
-    ch_ingest_report *rep = NULL;
-    size_t *tr = NULL;
-    size_t *te = NULL;
-    size_t ntr = 0;
-    size_t nte = 0;
-    double *p = NULL;
-    double *y = NULL;
-    ch_error err = {0};
-    ch_err rc;
-    int code = cli_ingest(cfg, "models", ch_bundle_schema(bundle), path, 0, &frame, &rep);
-    if (code != 0)
-        return code;
-    if (strcmp(rep->sha256, sha) != 0) {
-        fprintf(stderr,
-                "churn models: %s changed since training (sha256 %.12s..., recorded "
-                "%.12s...): cannot rebuild the evaluation rows\n",
-                path, rep->sha256, sha);
-        code = CLI_DATA;
-        goto done;
-    }
-    {
-        const double *lab = ch_frame_num(frame, (size_t)ch_schema_target(ch_bundle_schema(bundle)));
-        rc = ch_split_holdout(lab, ch_frame_n_rows(frame), fraction, seed, &tr, &ntr, &te, &nte,
-                              &err);
-        if (rc == CH_OK) {
-            p = ch_malloc_array(nte + 1, sizeof *p);
-            y = ch_malloc_array(nte + 1, sizeof *y);
-            if (p == NULL || y == NULL)
-                rc = ch_error_set(&err, CH_ENOMEM, "out of memory");
-        }
-        if (rc == CH_OK)
-            rc = ch_bundle_score_frame(bundle, frame, te, nte, p, NULL, &err);
-        for (size_t i = 0; rc == CH_OK && i < nte; i++)
-            y[i] = lab[te[i]];
-        if (rc == CH_OK)
-            rc = ch_metric_roc_auc(y, p, NULL, nte, auc, &err);
-        if (rc != CH_OK)
-            code = cli_fail("models", rc, &err);
-    }
-done:
-    ch_free(p);
-    ch_free(y);
-    ch_free(tr);
-    ch_free(te);
-    ch_ingest_report_free(rep);
-    ch_frame_free(frame);
-    return code;
-}
-
 static int do_promote(const ch_config *cfg, ch_registry *reg, const char *ref, int force,
                       double margin, const char *reason)
 {
-    int64_t cand = 0;
-    int64_t champ = 0;
-    char cand_path[4096];
-    char champ_path[4096];
+    ch_promote_opts o;
+    ch_promote_result res;
     ch_error err = {0};
-    ch_buf mb, rb;
-    ch_json *mj = NULL;
-    ch_json *rj = NULL;
-    ch_bundle *cb = NULL;
-    ch_bundle *hb = NULL;
-    double cand_auc = NAN;
-    double champ_auc = NAN;
-    char eval_key[200] = "";
-    const char *actor = getenv("USER") != NULL ? getenv("USER") : "churn";
     ch_err rc;
-    int code = 0;
-    int have_champ;
 
-    ch_buf_init(&mb, 1 << 22);
-    ch_buf_init(&rb, 1 << 24);
-    rc = ch_registry_resolve(reg, ref, &cand, cand_path, sizeof cand_path, &err);
-    if (rc != CH_OK)
-        return cli_fail("models", rc, &err);
-    rc = ch_registry_resolve(reg, "champion", &champ, champ_path, sizeof champ_path, &err);
-    have_champ = rc == CH_OK;
-    if (rc != CH_OK && rc != CH_ENOTFOUND)
-        return cli_fail("models", rc, &err);
-    if (have_champ && champ == cand) {
-        printf("version %lld is already the champion\n", (long long)cand);
+    memset(&o, 0, sizeof o);
+    o.force = force;
+    o.margin = margin;
+    o.max_reject_rate = ch_config_num(cfg, "data.max_reject_rate");
+    o.actor = cli_actor();
+    o.reason = reason;
+    rc = ch_promote(reg, ref, &o, &res, &err);
+    if (rc == CH_OK && res.already) {
+        printf("version %lld is already the champion\n", (long long)res.version);
         return CLI_OK;
     }
-    if (have_champ) {
-        /* The candidate's evaluation rows. */
-        const ch_json *ev;
-        const char *sha;
-        const char *path;
-        double fraction = 0;
-        double seed = 0;
-        double run_id = 0;
-        rc = ch_registry_model_json(reg, cand, &mb, &err);
-        if (rc == CH_OK)
-            rc = ch_json_parse(mb.data, mb.len, &mj, &err);
-        if (rc != CH_OK) {
-            code = cli_fail("models", rc, &err);
-            goto done;
-        }
-        ev = ch_json_get(ch_json_get(mj, "metrics"), "eval_rows");
-        sha = ch_json_str(ch_json_get(ev, "dataset_sha256"), NULL);
-        ch_json_num(ch_json_get(ev, "test_fraction"), &fraction);
-        ch_json_num(ch_json_get(ev, "seed"), &seed);
-        ch_json_num(ch_json_get(mj, "run_id"), &run_id);
-        rc = ch_registry_run_json(reg, (int64_t)run_id, &rb, &err);
-        if (rc == CH_OK)
-            rc = ch_json_parse(rb.data, rb.len, &rj, &err);
-        if (rc != CH_OK) {
-            code = cli_fail("models", rc, &err);
-            goto done;
-        }
-        path = ch_json_str(ch_json_get(ch_json_get(rj, "lineage"), "dataset_path"), NULL);
-        if (sha == NULL || path == NULL || !(fraction > 0)) {
-            fprintf(stderr,
-                    "churn models: version %lld has no recorded evaluation rows; "
-                    "use --force to promote it without the gate\n",
-                    (long long)cand);
-            if (!force) {
-                code = CLI_DATA;
-                goto done;
-            }
-        } else {
-            snprintf(eval_key, sizeof eval_key, "%.16s:seed=%.0f:test=%g", sha, seed, fraction);
-            if ((code = cli_load_model(cfg, "models", cand_path, &cb, NULL)) != 0 ||
-                (code = cli_load_model(cfg, "models", champ_path, &hb, NULL)) != 0)
-                goto done;
-            if ((code = auc_on_rows(cfg, cb, path, sha, fraction, (uint64_t)seed, &cand_auc)) !=
-                    0 ||
-                (code = auc_on_rows(cfg, hb, path, sha, fraction, (uint64_t)seed, &champ_auc)) != 0)
-                goto done;
-            printf("on the same %s rows: candidate v%lld ROC AUC %.4f, champion v%lld %.4f, "
-                   "margin %.4f\n",
-                   eval_key, (long long)cand, cand_auc, (long long)champ, champ_auc, margin);
-        }
-    }
-    {
-        ch_promotion p = {cand, cand_auc, champ_auc, margin, force, eval_key};
-        rc = ch_registry_promote(reg, &p, actor, reason, &err);
-    }
+    if ((rc == CH_OK || rc == CH_EDATA) && res.eval_key[0] != '\0')
+        printf("on the same %s rows: candidate v%lld ROC AUC %.4f, champion v%lld %.4f, "
+               "margin %.4f\n",
+               res.eval_key, (long long)res.version, res.candidate_auc, (long long)res.champion,
+               res.champion_auc, margin);
     if (rc == CH_EDATA) {
         fprintf(stderr, "churn models: promotion refused: %s\n", err.msg);
-        code = CLI_DATA;
-        goto done;
+        return CLI_DATA;
     }
-    if (rc != CH_OK) {
-        code = cli_fail("models", rc, &err);
-        goto done;
-    }
-    printf("version %lld is now champion%s\n", (long long)cand, force ? " (forced)" : "");
-    code = CLI_OK;
-done:
-    ch_bundle_free(cb);
-    ch_bundle_free(hb);
-    ch_json_free(mj);
-    ch_json_free(rj);
-    ch_buf_reset(&mb);
-    ch_buf_reset(&rb);
-    return code;
+    if (rc != CH_OK)
+        return cli_fail("models", rc, &err);
+    printf("version %lld is now champion%s\n", (long long)res.version, force ? " (forced)" : "");
+    return CLI_OK;
 }
 
 int cmd_models(int argc, char **argv)

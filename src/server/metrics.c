@@ -1,0 +1,196 @@
+/*
+ * metrics.c -- counters of the prediction service and their Prometheus
+ * text rendering (format 0.0.4: HELP and TYPE lines, base units,
+ * counters ending in _total, histograms with cumulative le buckets).
+ *
+ * Status codes are counted by exact code from a fixed list; anything else
+ * falls into the list's last slot ("other" is never a real status, so a
+ * scrape shows it as code="other").
+ */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const int status_codes[M_N_STATUS] = {200, 201, 204, 400, 401, 403, 404, 405, 408,
+                                             409, 413, 415, 422, 429, 500, 503, 0};
+/* Upper bounds of the latency buckets, seconds. */
+static const double lat_le[M_N_LATENCY] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                           0.01,    0.025,  0.05,    0.1,    0.25,  1.0,    5.0};
+
+static int status_slot(int status)
+{
+    for (int i = 0; i < M_N_STATUS - 1; i++)
+        if (status_codes[i] == status)
+            return i;
+    return M_N_STATUS - 1;
+}
+
+void metrics_request(metrics *m, int route, int status, double seconds)
+{
+    int r = route >= 0 && route < M_MAX_ROUTES ? route : M_MAX_ROUTES;
+    int b = 0;
+    atomic_fetch_add_explicit(&m->req[r][status_slot(status)], 1, memory_order_relaxed);
+    while (b < M_N_LATENCY && seconds > lat_le[b])
+        b++;
+    atomic_fetch_add_explicit(&m->lat[r][b], 1, memory_order_relaxed);
+    if (seconds > 0)
+        atomic_fetch_add_explicit(&m->lat_sum_ns[r], (uint_fast64_t)(seconds * 1e9),
+                                  memory_order_relaxed);
+}
+
+void metrics_prediction(metrics *m, int64_t version, const char *alias, int label, double p)
+{
+    long long v = version > 0 ? (long long)version : -1;
+    int b = (int)(p * M_N_SCORE);
+    if (b < 0)
+        b = 0;
+    if (b >= M_N_SCORE)
+        b = M_N_SCORE - 1;
+    atomic_fetch_add_explicit(&m->score[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->score_sum_micro, (uint_fast64_t)(p * 1e6 + 0.5),
+                              memory_order_relaxed);
+    for (int i = 0; i < M_MAX_VERSIONS; i++) {
+        long long cur = atomic_load_explicit(&m->versions[i].version, memory_order_acquire);
+        if (cur == 0) {
+            long long zero = 0;
+            /* Claim the free slot; the alias is written before the version
+             * is visible to the renderer. */
+            snprintf(m->versions[i].alias, sizeof m->versions[i].alias, "%s", alias);
+            if (!atomic_compare_exchange_strong(&m->versions[i].version, &zero, v))
+                cur = zero;
+            else
+                cur = v;
+        }
+        if (cur == v) {
+            atomic_fetch_add_explicit(&m->versions[i].by_label[label ? 1 : 0], 1,
+                                      memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+static void help_type(ch_buf *b, const char *name, const char *type, const char *help)
+{
+    ch_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void le_text(char *out, size_t cap, double le)
+{
+    snprintf(out, cap, "%g", le);
+}
+
+void metrics_render(const metrics *m, const char *(*route_label)(int route), int n_routes,
+                    ch_buf *b)
+{
+    help_type(b, "churn_http_requests_total", "counter", "HTTP requests by route and status.");
+    for (int r = 0; r <= n_routes; r++) {
+        int ri = r < n_routes ? r : M_MAX_ROUTES;
+        for (int s = 0; s < M_N_STATUS; s++) {
+            uint64_t n = atomic_load_explicit(&m->req[ri][s], memory_order_relaxed);
+            if (n == 0)
+                continue;
+            if (status_codes[s] != 0)
+                ch_buf_printf(b, "churn_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                              r < n_routes ? route_label(r) : "unmatched", status_codes[s],
+                              (unsigned long long)n);
+            else
+                ch_buf_printf(b, "churn_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                              r < n_routes ? route_label(r) : "unmatched", (unsigned long long)n);
+        }
+    }
+    help_type(b, "churn_http_request_duration_seconds", "histogram",
+              "Time from complete request headers to response, by route.");
+    for (int r = 0; r <= n_routes; r++) {
+        int ri = r < n_routes ? r : M_MAX_ROUTES;
+        const char *label = r < n_routes ? route_label(r) : "unmatched";
+        uint64_t cum = 0;
+        char le[32];
+        for (int k = 0; k <= M_N_LATENCY; k++)
+            cum += atomic_load_explicit(&m->lat[ri][k], memory_order_relaxed);
+        if (cum == 0)
+            continue;
+        cum = 0;
+        for (int k = 0; k < M_N_LATENCY; k++) {
+            cum += atomic_load_explicit(&m->lat[ri][k], memory_order_relaxed);
+            le_text(le, sizeof le, lat_le[k]);
+            ch_buf_printf(b,
+                          "churn_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} "
+                          "%llu\n",
+                          label, le, (unsigned long long)cum);
+        }
+        cum += atomic_load_explicit(&m->lat[ri][M_N_LATENCY], memory_order_relaxed);
+        ch_buf_printf(b,
+                      "churn_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+                      "%llu\n",
+                      label, (unsigned long long)cum);
+        ch_buf_printf(b, "churn_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n", label,
+                      (double)atomic_load_explicit(&m->lat_sum_ns[ri], memory_order_relaxed) *
+                          1e-9);
+        ch_buf_printf(b, "churn_http_request_duration_seconds_count{route=\"%s\"} %llu\n", label,
+                      (unsigned long long)cum);
+    }
+    help_type(b, "churn_predictions_total", "counter",
+              "Predictions by model version, alias and predicted label.");
+    for (int i = 0; i < M_MAX_VERSIONS; i++) {
+        long long v = atomic_load_explicit(&m->versions[i].version, memory_order_acquire);
+        char vtext[24];
+        if (v == 0)
+            continue;
+        if (v > 0)
+            snprintf(vtext, sizeof vtext, "%lld", v);
+        else
+            snprintf(vtext, sizeof vtext, "file");
+        for (int l = 0; l < 2; l++)
+            ch_buf_printf(
+                b, "churn_predictions_total{model_version=\"%s\",alias=\"%s\",label=\"%s\"} %llu\n",
+                vtext, m->versions[i].alias[0] != '\0' ? m->versions[i].alias : "none",
+                l ? "churn" : "stay",
+                (unsigned long long)atomic_load_explicit(&m->versions[i].by_label[l],
+                                                         memory_order_relaxed));
+    }
+    help_type(b, "churn_prediction_score", "histogram", "Calibrated churn probabilities served.");
+    {
+        uint64_t cum = 0;
+        for (int k = 0; k < M_N_SCORE; k++) {
+            cum += atomic_load_explicit(&m->score[k], memory_order_relaxed);
+            if (k < M_N_SCORE - 1)
+                ch_buf_printf(b, "churn_prediction_score_bucket{le=\"%.1f\"} %llu\n",
+                              (double)(k + 1) / M_N_SCORE, (unsigned long long)cum);
+        }
+        ch_buf_printf(b, "churn_prediction_score_bucket{le=\"+Inf\"} %llu\n",
+                      (unsigned long long)cum);
+        ch_buf_printf(b, "churn_prediction_score_sum %.6f\n",
+                      (double)atomic_load_explicit(&m->score_sum_micro, memory_order_relaxed) *
+                          1e-6);
+        ch_buf_printf(b, "churn_prediction_score_count %llu\n", (unsigned long long)cum);
+    }
+    help_type(b, "churn_feedback_total", "counter", "Feedback labels recorded.");
+    ch_buf_printf(b, "churn_feedback_total %llu\n",
+                  (unsigned long long)atomic_load_explicit(&m->feedback, memory_order_relaxed));
+    help_type(b, "churn_rate_limited_total", "counter",
+              "Requests refused with 429 by the per-principal rate limit.");
+    ch_buf_printf(b, "churn_rate_limited_total %llu\n",
+                  (unsigned long long)atomic_load_explicit(&m->rate_limited, memory_order_relaxed));
+    help_type(b, "churn_auth_failures_total", "counter",
+              "Requests refused for missing, invalid or expired credentials.");
+    ch_buf_printf(
+        b, "churn_auth_failures_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&m->auth_failures, memory_order_relaxed));
+    help_type(b, "churn_unknown_categories_total", "counter",
+              "Request fields with a category the model has not seen (scored as other).");
+    ch_buf_printf(
+        b, "churn_unknown_categories_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&m->unknown_categories, memory_order_relaxed));
+    help_type(b, "churn_model_loads_total", "counter", "Model loads by result.");
+    ch_buf_printf(
+        b, "churn_model_loads_total{result=\"ok\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&m->model_loads_ok, memory_order_relaxed));
+    ch_buf_printf(
+        b, "churn_model_loads_total{result=\"failed\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&m->model_loads_failed, memory_order_relaxed));
+    help_type(b, "churn_model_swaps_total", "counter",
+              "Times the served model was replaced while serving.");
+    ch_buf_printf(b, "churn_model_swaps_total %llu\n",
+                  (unsigned long long)atomic_load_explicit(&m->model_swaps, memory_order_relaxed));
+}
