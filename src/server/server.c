@@ -1048,6 +1048,8 @@ done:
     http_stop(a->http);
     if (a->plog != NULL) {
         ch_predlog_stats st;
+        /* Let the writer catch up before taking the final tally. */
+        (void)ch_predlog_sync(a->plog, 30000);
         ch_predlog_stats_get(a->plog, &st);
         if (ch_predlog_close(a->plog, &err) != CH_OK)
             server_log("prediction log: final write failed: %s", err.msg);
