@@ -10,7 +10,9 @@
  *
  * The prediction log is written in the background, so a feedback may
  * arrive before its prediction reached the store; on a miss the handler
- * waits for the log to catch up (at most 2 s) and tries once more.
+ * waits for the log to catch up (at most 2 s) and tries once more. Each
+ * recorded feedback is also an audit entry (it changes what decay checks
+ * will measure).
  */
 #include <string.h>
 #include <strings.h>
@@ -101,6 +103,8 @@ void h_feedback_add(call *c)
         goto done;
     }
     atomic_fetch_add(&c->a->m.feedback, 1);
+    server_audit(c->a, c, "feedback", joined,
+                 churned ? "{\"churned\":true}" : "{\"churned\":false}");
     c->rs->status = 201;
     ch_buf_printf(&c->rs->body, "{\"recorded\":true,\"prediction_id\":\"%s\",\"churned\":%s}",
                   joined, churned ? "true" : "false");

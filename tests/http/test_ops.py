@@ -109,6 +109,54 @@ try:
     t.check("block mode: 3000 written, 0 dropped",
             m is not None and m.group(1) == "3000" and m.group(2) == "0", out[-300:])
 
+    # ---- rate limits ---------------------------------------------------------------------
+    srv = Server(ws, "--set", "serve.rate_per_s=2", "--set", "serve.rate_burst=3",
+                 "--set", "serve.login_per_min=4")
+    servers.append(srv)
+    tok = srv.token("service")
+    codes = [srv.request("POST", "/v1/predict?k=0", people[0], token=tok)[0] for _ in range(6)]
+    st, doc, hdr = srv.request("POST", "/v1/predict?k=0", people[0], token=tok)
+    t.check("per-principal rate limit: 429 with Retry-After after the burst",
+            codes[:3] == [200, 200, 200] and 429 in codes and st == 429
+            and int(hdr.get("Retry-After", "0")) >= 1 and doc["error"] == "rate_limited",
+            (codes, st, hdr))
+    st, _, _ = srv.request("GET", "/healthz")
+    t.check("probes are not rate limited", st == 200, st)
+    logins = [srv.request("POST", "/v1/auth/token", {"username": "service1",
+                                                     "password": "wrong-pass-1"})[0]
+              for _ in range(6)]
+    t.check("password guessing is limited per client address (401s, then 429)",
+            logins[0] == 401 and logins[-1] == 429, logins)
+    st, text, _ = srv.request("GET", "/metrics")
+    t.check("refusals are counted", "churn_rate_limited_total" in text
+            and metric(srv, "churn_rate_limited_total") >= 2, "")
+    srv.stop()
+
+    # ---- RS256: tokens signed with a private key, verified with the public one ------------
+    key = os.path.join(ws.dir, "jwt-private.pem")
+    pub = os.path.join(ws.dir, "jwt-public.pem")
+    import subprocess
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", key], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True,
+                   capture_output=True)
+    srv = Server(ws, "--set", "serve.jwt_alg=RS256", "--set", "serve.jwt_public_key=" + pub,
+                 "--set", "serve.jwt_private_key=" + key)
+    servers.append(srv)
+    tok = srv.token("service")
+    st, _, _ = srv.request("POST", "/v1/predict?k=1", people[0], token=tok)
+    t.check("RS256: an issued token works", st == 200 and tok.count(".") == 2, st)
+    from common import hs256
+    with open(pub, "rb") as f:
+        pem = f.read()
+    now = int(time.time())
+    forged = hs256(pem, {"sub": "service1", "role": "admin", "iss": "churn", "aud": "churn-api",
+                         "iat": now, "nbf": now, "exp": now + 600})
+    st, doc, _ = srv.request("GET", "/v1/users", token=forged)
+    t.check("RS256: an HS256 token signed with the public key is refused (alg confusion)",
+            st == 401, (st, doc))
+    srv.stop()
+
     # ---- SIGTERM lets a request in flight finish ------------------------------------------
     srv = Server(ws)
     servers.append(srv)

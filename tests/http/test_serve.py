@@ -374,6 +374,9 @@ try:
     st, doc, _ = srv.request("GET", "/v1/audit?limit=500", token=tok["admin"])
     t.check("API promotions are audited with the caller",
             st == 200 and "scientist1" in json.dumps(doc), str(doc)[:300])
+    t.check("feedback and API-key changes are audited",
+            st == 200 and '"feedback"' in json.dumps(doc) and "key-" in json.dumps(doc),
+            str(doc)[:300])
     with open(os.path.join(ws.dir, "access.log")) as f:
         lines_ = f.read().splitlines()
     entries = [json.loads(ln) for ln in lines_]
