@@ -110,22 +110,9 @@ done:
     ch_json_free(doc);
 }
 
-static void store_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *))
-{
-    ch_error err = {0};
-    ch_err rc;
-    pthread_mutex_lock(&c->a->reg_mu);
-    rc = fn(c->a->reg, &c->rs->body, &err);
-    pthread_mutex_unlock(&c->a->reg_mu);
-    if (rc != CH_OK)
-        reply_err(c, rc, &err, NULL);
-    else
-        c->rs->status = 200;
-}
-
 void h_users_list(call *c)
 {
-    store_json(c, ch_registry_users_json);
+    reply_store_json(c, ch_registry_users_json);
 }
 
 void h_users_add(call *c)
@@ -174,7 +161,7 @@ done:
 
 void h_keys_list(call *c)
 {
-    store_json(c, ch_registry_keys_json);
+    reply_store_json(c, ch_registry_keys_json);
 }
 
 void h_keys_create(call *c)

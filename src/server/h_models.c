@@ -19,22 +19,9 @@ static void wake_reloader(app *a)
     pthread_mutex_unlock(&a->stop_mu);
 }
 
-static void registry_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *))
-{
-    ch_error err = {0};
-    ch_err rc;
-    pthread_mutex_lock(&c->a->reg_mu);
-    rc = fn(c->a->reg, &c->rs->body, &err);
-    pthread_mutex_unlock(&c->a->reg_mu);
-    if (rc != CH_OK)
-        reply_err(c, rc, &err, NULL);
-    else
-        c->rs->status = 200;
-}
-
 void h_models_list(call *c)
 {
-    registry_json(c, ch_registry_models_json);
+    reply_store_json(c, ch_registry_models_json);
 }
 
 /* The {version} segment as a positive number ("3" or "v3"). */

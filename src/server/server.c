@@ -200,6 +200,19 @@ void hex64(char out[16], uint64_t v)
     }
 }
 
+void reply_store_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *))
+{
+    ch_error err = {0};
+    ch_err rc;
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = fn(c->a->reg, &c->rs->body, &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    if (rc != CH_OK)
+        reply_err(c, rc, &err, NULL);
+    else
+        c->rs->status = 200;
+}
+
 /* ---- served models ------------------------------------------------------- */
 
 static void served_free(served *m)

@@ -118,6 +118,9 @@ ch_err server_load_model(app *a, const char *path, int64_t version, const char *
 void reply_error(call *c, int status, const char *error, const char *message, const char *field);
 /* The same for a library error: status and error name from the code. */
 void reply_err(call *c, ch_err rc, const ch_error *err, const char *field);
+/* 200 with what 'fn' writes from the store (under the store lock), or the
+ * error it returns. */
+void reply_store_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *));
 /* The HTTP status of a library error. */
 int status_of(ch_err rc);
 
