@@ -8,8 +8,9 @@
 # champion, then with wrk (-t2 -c64, keep-alive, after a 3 s warm-up):
 #   1. GET /healthz: the framework ceiling of the same server;
 #   2. POST /v1/predict with top-3 reasons (a bearer token), while the
-#      champion is swapped 20 times by `churn models promote` from another
-#      process: every response must be 2xx.
+#      champion is swapped 20 times from another process (`churn models
+#      promote`, then `churn models rollback`, ten times): every response
+#      must be 2xx.
 # The per-principal rate limit (serve.rate_per_s) is switched off: this
 # measures capacity, and one client here sends more than the default allows.
 # Prints requests/s, p50/p99 latency, non-2xx counts, the server's RSS
@@ -106,12 +107,13 @@ run() { # name url [script]
 echo "== bench/serve: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c64 -d${SECS}s, Telco champion (logreg)"
 echo "start to ready: ${ready_ms} ms (target <= 200)"
 run "GET /healthz (ceiling)" "$base/healthz" "" trivial
-# Swap the champion 20 times while predictions run.
+# Swap the champion 20 times (promote, roll back) while predictions run.
 (
     sleep 4
-    for i in $(seq 1 20); do
-        v=$((i % 2 == 1 ? 2 : 1))
-        "$churn" models promote "$v" --force "${S[@]}" >/dev/null 2>&1 || echo "promote $v failed" >&2
+    for i in $(seq 1 10); do
+        "$churn" models promote 2 --force "${S[@]}" >/dev/null 2>&1 || echo "promote failed" >&2
+        sleep 0.4
+        "$churn" models rollback "${S[@]}" >/dev/null 2>&1 || echo "rollback failed" >&2
         sleep 0.4
     done
 ) &

@@ -5,9 +5,14 @@
  *
  * EVP picks the CPU's SHA extensions when present, which keeps hashing far
  * cheaper than parsing in the ingestion pass. The keyed functions serve
- * auth.c and jwt.c; HMAC is about 1 us for a short message (one-shot
- * HMAC(), which fetches the digest each call), cheap enough to
- * pseudonymize a customer id per request.
+ * auth.c and jwt.c and the prediction service, which pseudonymizes a
+ * customer id and digests the input of every request.
+ *
+ * OpenSSL 3 looks an algorithm up by name ("fetches" it) on every
+ * EVP_sha256() init and every one-shot HMAC(); at tens of thousands of
+ * requests a second that lookup costs more than the hashing. So SHA-256
+ * is fetched once, and HMAC is computed from it directly (RFC 2104:
+ * H(K^opad || H(K^ipad || m))), which is exact and needs no MAC object.
  */
 #include "ch/hash.h"
 
@@ -26,7 +31,25 @@ struct ch_sha256 {
     EVP_MD_CTX *ctx;
 };
 
+#include <pthread.h>
+
 #include "ch/alloc.h"
+
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The SHA-256 implementation, fetched once; the legacy handle if the
+ * fetch failed (it then works as before, only slower). */
+static const EVP_MD *sha256_md(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+}
 
 ch_err ch_sha256_new(ch_sha256 **out, ch_error *err)
 {
@@ -34,7 +57,7 @@ ch_err ch_sha256_new(ch_sha256 **out, ch_error *err)
     if (h == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory starting a hash");
     h->ctx = EVP_MD_CTX_new();
-    if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+    if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, sha256_md(), NULL) != 1) {
         ch_sha256_free(h);
         return ch_error_set(err, CH_ENOMEM, "cannot start a SHA-256 hash");
     }
@@ -86,23 +109,48 @@ ch_err ch_sha256_hex(const void *data, size_t len, char hex[CH_SHA256_HEX_LEN + 
 ch_err ch_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
                       unsigned char out[CH_HMAC_SHA256_LEN])
 {
-    static const unsigned char empty[1] = {0};
-    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned char k[64];
+    unsigned char pad[64];
+    unsigned char inner[32];
     unsigned int n = 0;
+    EVP_MD_CTX *ctx;
+    const EVP_MD *md = sha256_md();
+    int ok;
 
     if (key_len > INT_MAX)
         return CH_EINVAL;
-    /* OpenSSL wants real pointers even for empty inputs. */
-    if (key == NULL || key_len == 0)
-        key = empty;
-    if (data == NULL || len == 0)
-        data = empty;
-    if (HMAC(EVP_sha256(), key, (int)key_len, data, len, md, &n) == NULL || n != 32) {
+    /* The key, hashed first when longer than a block, zero-padded. */
+    memset(k, 0, sizeof k);
+    if (key_len > sizeof k) {
+        if (EVP_Digest(key, key_len, k, &n, md, NULL) != 1) {
+            ERR_clear_error();
+            return CH_ENOMEM;
+        }
+    } else if (key_len > 0) {
+        memcpy(k, key, key_len);
+    }
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL)
+        return CH_ENOMEM;
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = (unsigned char)(k[i] ^ 0x36);
+    ok = EVP_DigestInit_ex(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, pad, sizeof pad) == 1 &&
+         (len == 0 || EVP_DigestUpdate(ctx, data, len) == 1) &&
+         EVP_DigestFinal_ex(ctx, inner, &n) == 1 && n == 32;
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = (unsigned char)(k[i] ^ 0x5c);
+    ok = ok && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+         EVP_DigestUpdate(ctx, pad, sizeof pad) == 1 &&
+         EVP_DigestUpdate(ctx, inner, sizeof inner) == 1 && EVP_DigestFinal_ex(ctx, out, &n) == 1 &&
+         n == 32;
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(k, sizeof k);
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(inner, sizeof inner);
+    if (!ok) {
         ERR_clear_error();
         return CH_ENOMEM;
     }
-    memcpy(out, md, CH_HMAC_SHA256_LEN);
-    OPENSSL_cleanse(md, sizeof md);
     return CH_OK;
 }
 

@@ -484,6 +484,7 @@ ch_err ch_record_parse(const ch_schema *s, char *text, size_t len, ch_value *val
     jv seen[MAX_COLS];
     unsigned char have[MAX_COLS];
     rd r = {text, text + len, text};
+    size_t guess = 0;
     ch_err rc;
 
     memset(info, 0, sizeof *info);
@@ -523,7 +524,16 @@ ch_err ch_record_parse(const ch_schema *s, char *text, size_t len, ch_value *val
             rc = read_value(&r, &v, err);
             if (rc != CH_OK)
                 return rc;
-            j = strlen(key) == klen ? ch_schema_find(s, key) : -1;
+            /* Clients mostly send fields in schema order: try the column
+             * after the last one first. */
+            if (strlen(key) != klen)
+                j = -1;
+            else if (guess < n && strcmp(ch_schema_col_ref(s, guess)->name, key) == 0)
+                j = (long)guess;
+            else
+                j = ch_schema_find(s, key);
+            if (j >= 0)
+                guess = (size_t)j + 1;
             if (j < 0 && !ch_schema_ignores_extra(s)) {
                 snprintf(info->field, sizeof info->field, "%s", key);
                 return ch_error_set(err, CH_EINVAL, "unknown field '%.64s'", key);
