@@ -42,7 +42,10 @@ void metrics_request(metrics *m, int route, int status, double seconds)
 void metrics_prediction(metrics *m, int64_t version, const char *alias, int label, double p)
 {
     long long v = version > 0 ? (long long)version : -1;
-    int b = (int)(p * M_N_SCORE);
+    int b;
+    if (!(p >= 0 && p <= 1))
+        p = p > 1 ? 1 : 0; /* NaN counts as 0 rather than reaching the cast */
+    b = (int)(p * M_N_SCORE);
     if (b < 0)
         b = 0;
     if (b >= M_N_SCORE)
@@ -51,20 +54,25 @@ void metrics_prediction(metrics *m, int64_t version, const char *alias, int labe
     atomic_fetch_add_explicit(&m->score_sum_micro, (uint_fast64_t)(p * 1e6 + 0.5),
                               memory_order_relaxed);
     for (int i = 0; i < M_MAX_VERSIONS; i++) {
-        long long cur = atomic_load_explicit(&m->versions[i].version, memory_order_acquire);
+        m_version *slot = &m->versions[i];
+        long long cur = atomic_load_explicit(&slot->version, memory_order_acquire);
         if (cur == 0) {
+            /* Claim the free slot with a marker, write the alias, then
+             * publish the version: a reader or a competing claimer never
+             * sees a version with another version's alias. */
             long long zero = 0;
-            /* Claim the free slot; the alias is written before the version
-             * is visible to the renderer. */
-            snprintf(m->versions[i].alias, sizeof m->versions[i].alias, "%s", alias);
-            if (!atomic_compare_exchange_strong(&m->versions[i].version, &zero, v))
-                cur = zero;
-            else
+            if (atomic_compare_exchange_strong(&slot->version, &zero, M_CLAIMING)) {
+                snprintf(slot->alias, sizeof slot->alias, "%s", alias);
+                atomic_store_explicit(&slot->version, v, memory_order_release);
                 cur = v;
+            } else {
+                cur = zero;
+            }
         }
+        while (cur == M_CLAIMING) /* another thread is writing this slot's alias */
+            cur = atomic_load_explicit(&slot->version, memory_order_acquire);
         if (cur == v) {
-            atomic_fetch_add_explicit(&m->versions[i].by_label[label ? 1 : 0], 1,
-                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&slot->by_label[label ? 1 : 0], 1, memory_order_relaxed);
             return;
         }
     }
@@ -135,7 +143,7 @@ void metrics_render(const metrics *m, const char *(*route_label)(int route), int
     for (int i = 0; i < M_MAX_VERSIONS; i++) {
         long long v = atomic_load_explicit(&m->versions[i].version, memory_order_acquire);
         char vtext[24];
-        if (v == 0)
+        if (v == 0 || v == M_CLAIMING)
             continue;
         if (v > 0)
             snprintf(vtext, sizeof vtext, "%lld", v);

@@ -19,6 +19,7 @@
 #define M_N_LATENCY    14
 #define M_N_SCORE      10
 #define M_MAX_VERSIONS 16
+#define M_CLAIMING     (-2) /* a version slot whose alias is being written */
 
 typedef struct m_version {
     atomic_llong version; /* 0 = free slot (file-served models use -1) */
