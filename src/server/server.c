@@ -941,9 +941,18 @@ int server_run(const ch_config *cfg, const char *model_ref)
     signal(SIGPIPE, SIG_IGN);
 
     ch_registry_opts_default(&ro);
-    if (mkdir_parent(ch_config_str(cfg, "registry.url")) != 0)
+    {
+        const char *mode = ch_config_str(cfg, "serve.log_mode");
+        const char *alg = ch_config_str(cfg, "serve.jwt_alg");
+        if (strcmp(mode, "drop") != 0 && strcmp(mode, "block") != 0)
+            rc = ch_error_set(&err, CH_EINVAL, "serve.log_mode is '%s': say drop or block", mode);
+        else if (strcmp(alg, "HS256") != 0 && strcmp(alg, "RS256") != 0)
+            rc = ch_error_set(&err, CH_EINVAL, "serve.jwt_alg is '%s': say HS256 or RS256", alg);
+    }
+    if (rc == CH_OK && mkdir_parent(ch_config_str(cfg, "registry.url")) != 0)
         server_log("cannot create the directory of %s", ch_config_str(cfg, "registry.url"));
-    rc = setup_jwt(a, &err);
+    if (rc == CH_OK)
+        rc = setup_jwt(a, &err);
     if (rc == CH_OK)
         rc = secret_file(ch_config_str(cfg, "serve.pseudonym_key_file"), "pseudonym key",
                          a->pseudo_key, sizeof a->pseudo_key, &klen, &err);
@@ -1020,7 +1029,7 @@ int server_run(const ch_config *cfg, const char *model_ref)
     rc = http_start(&ho, server_handle, server_done, a, &a->http, &err);
     if (rc != CH_OK) {
         fprintf(stderr, "churn serve: %s\n", err.msg);
-        code = 2;
+        code = rc == CH_EINVAL ? 1 : 2;
         goto done;
     }
     if (a->follow) {

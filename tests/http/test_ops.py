@@ -37,6 +37,17 @@ try:
     servers.append(srv)
     tok = srv.token("service")
 
+    # ---- bad settings are refused at start, with the setting named ----------------------
+    for args, want, text in (
+            (["--set", "serve.log_mode=fast"], 1, "serve.log_mode"),
+            (["--set", "serve.jwt_alg=none"], 1, "serve.jwt_alg"),
+            (["--host", "bogus"], 1, "listen address 'bogus'"),
+            (["--log-mode", "maybe"], 1, "--log-mode"),
+            (["--model", os.path.join(ws.dir, "no-such-bundle.json")], 4, "no-such-bundle")):
+        p = ws.churn("serve", "--port", "0", *args, check=False)
+        t.check("bad setting %s: exit %d naming it" % (" ".join(args), want),
+                p.returncode == want and text in p.stderr, (p.returncode, p.stderr[-300:]))
+
     # ---- slow clients ----------------------------------------------------------------
     sk = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     sk.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Ty")
