@@ -4,6 +4,8 @@
  *
  * usage: build/bench/infer [TREES [DEPTH [FEATURES [CALLS]]]]
  *        defaults: 300 trees, depth 6, 45 features, 100000 calls
+ *        CH_FOREST_KERNEL=generic|avx2|avx512 picks the SHAP kernel set
+ *        (default: the best the CPU runs)
  *
  * Trains a binary:logistic booster (hist, eta 0.1) on 20000 generated rows
  * with 10% NaN cells, loads its JSON with ch_forest_from_xgb_json(), checks
@@ -17,6 +19,9 @@
  *             XGBoosterPredictFromDMatrix {"type": 2} + XGDMatrixFree, the
  *             least a caller must do (fewer calls: it is slow; the count is
  *             printed); the prediction call alone is reported too
+ *   explain8  ch_forest_shap_batch on 8 rows per call (how batch scoring
+ *             explains), per row, after checking that it gives every row
+ *             the same bits as ch_forest_shap
  *   batch     rows/s of ch_forest_predict_batch on 2 threads vs
  *             XGBoosterPredictFromDense with nthread 2, 100000 rows, best of 5
  * and prints the ratios against the targets:
@@ -156,6 +161,8 @@ int main(int argc, char **argv)
     double *out = xalloc(N_BATCH, sizeof *out);
     double *row = xalloc(p, sizeof *row);
     double *phi = xalloc(p + 1, sizeof *phi);
+    double *phib = xalloc(8 * (p + 1), sizeof *phib);
+    double mb[8];
     double *times = xalloc(calls > xgb_shap_calls ? calls : xgb_shap_calls, sizeof *times);
     double *times2 = xalloc(xgb_shap_calls, sizeof *times2);
     DMatrixHandle dtrain;
@@ -171,7 +178,8 @@ int main(int argc, char **argv)
     bst_ulong dim;
     const float *res;
     double sink = 0;
-    double p_med, p_p99, x_med, x_p99, s_med, s_p99, c_med, c_p99, c2_med, c2_p99;
+    double p_med, p_p99, x_med, x_p99, s_med, s_p99, c_med, c_p99, c2_med, c2_p99, b_med, b_p99;
+    size_t batch_diff = 0;
     double ours_rps = 0;
     double xgb_rps = 0;
     size_t mismatches = 0;
@@ -209,6 +217,12 @@ int main(int argc, char **argv)
         return 2;
     }
     ch__forest_get_stats(f, &st);
+    if (getenv("CH_FOREST_KERNEL") != NULL &&
+        ch__forest_set_kernel(f, getenv("CH_FOREST_KERNEL")) != 0) {
+        fprintf(stderr, "infer: CH_FOREST_KERNEL=%s: unknown, or not on this CPU\n",
+                getenv("CH_FOREST_KERNEL"));
+        return 1;
+    }
 
     /* Same margins, or the comparison means nothing. */
     iface(arr, sizeof arr, xe, N_EVAL, p);
@@ -315,6 +329,30 @@ int main(int argc, char **argv)
            c_med / s_med, c2_med / s_med, met(c_med / s_med >= 20));
     printf("target     predict+SHAP median <= 50 us: %s (p99 %.2f us)\n", met(s_med <= 50), s_p99);
 
+    /* Predict + SHAP, 8 rows per call: the same bits, then the time. */
+    for (size_t i = 0; i + 8 <= N_EVAL; i += 8) {
+        ch_forest_shap_batch(f, xe + i * p, 8, phib, mb, ws);
+        for (size_t r = 0; r < 8; r++) {
+            batch_diff += ch_forest_shap(f, xe + (i + r) * p, phi, ws) != mb[r];
+            batch_diff += memcmp(phi, phib + r * (p + 1), (p + 1) * sizeof *phi) != 0;
+        }
+    }
+    for (size_t i = 0; i < calls / 8; i++) {
+        const double *r = xe + ((i * 8) % (N_EVAL - 7)) * p;
+        double a = now();
+        ch_forest_shap_batch(f, r, 8, phib, mb, ws);
+        times[i] = (now() - a) / 8;
+        sink += mb[i % 8] + phib[i % (p + 1)];
+    }
+    summarize(times, calls / 8, &b_med, &b_p99);
+    printf("explain8   ours     median %8.2f us   p99 %8.2f us   per row (%zu calls of 8 rows, "
+           "ch_forest_shap_batch; %.2fx the rows/s of one at a time)\n",
+           b_med, b_p99, calls / 8, s_med / b_med);
+    printf("check      batch contributions and margins the same bits as one row at a time on %d "
+           "rows: %s\n",
+           N_EVAL, batch_diff == 0 ? "yes" : "NO");
+    mismatches += batch_diff;
+
     /* Batch throughput, 2 threads each, best of 5. */
     xgb_check(XGBoosterSetParam(b, "nthread", "2"), "nthread");
     iface(arr, sizeof arr, xb, N_BATCH, p);
@@ -359,6 +397,7 @@ int main(int argc, char **argv)
     XGBoosterFree(b);
     ch_free(times2);
     ch_free(times);
+    ch_free(phib);
     ch_free(phi);
     ch_free(row);
     ch_free(out);

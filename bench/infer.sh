@@ -4,6 +4,7 @@
 #
 #   bench/infer.sh [TREES [DEPTH [FEATURES [CALLS]]]]
 #                  defaults: 300 trees, depth 6, 45 features, 100000 calls
+#   CH_FOREST_KERNEL=generic|avx2|avx512 bench/infer.sh   another SHAP kernel set
 #
 # Builds build/bench/infer and runs it: one model trained in the run, the
 # same rows for both sides (see bench/infer.c for what is timed). Targets:

@@ -92,52 +92,79 @@ static void row_values(const ch_frame *f, size_t i, ch_value *vals)
     }
 }
 
-/* Formats rows [at, at + n) of the output as CSV lines into 'b'; with an
- * explainer, also each row's reasons and actions ('vals' and 'ws' are the
- * calling thread's scratch). */
-static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b, ch_value *vals,
-                         ch_explain_ws *ws, ch_explanation *ex)
+/* Writes row 'i''s id, probability 'p', label and band. */
+static void format_score(const score_job *J, size_t i, double p, ch_buf *b)
+{
+    char num[16];
+    size_t len = 0;
+    const char *id = J->id_col >= 0 ? ch_frame_str(J->frame, (size_t)J->id_col, i, &len) : NULL;
+    if (id != NULL)
+        ch_buf_csv_field(b, id, len);
+    else
+        ch_buf_printf(b, "%zu", i + 1);
+    ch_buf_putc(b, ',');
+    ch_buf_append(b, num, fmt_prob(num, p));
+    ch_buf_puts(b, p >= J->threshold ? ",1,high" : p >= J->medium ? ",0,medium" : ",0,low");
+}
+
+/* Writes the reasons and actions columns of explanation 'ex'. */
+static void format_explanation(const score_job *J, const ch_explanation *ex, ch_buf *b)
+{
+    char num[16];
+    for (size_t k = 0; k < J->k_reasons; k++) {
+        ch_buf_putc(b, ',');
+        if (k < ex->n_reasons) {
+            const ch_reason_item *r = &ex->reasons[k];
+            ch_buf_csv_field(b, r->text, strlen(r->text));
+            ch_buf_printf(b, ",%+.4f,%+.2f", r->logodds, r->points);
+        } else {
+            ch_buf_puts(b, ",,");
+        }
+    }
+    for (size_t k = 0; k < J->k_actions; k++) {
+        ch_buf_putc(b, ',');
+        if (k < ex->n_actions) {
+            const ch_action_item *a = &ex->actions[k];
+            ch_buf_csv_field(b, a->text, strlen(a->text));
+            ch_buf_putc(b, ',');
+            ch_buf_append(b, num, fmt_prob(num, a->probability));
+            ch_buf_printf(b, ",%.2f", a->expected_value);
+        } else {
+            ch_buf_puts(b, ",,");
+        }
+    }
+}
+
+/* Formats rows [at, at + n) of the output, scored into J->prob, as CSV
+ * lines into 'b'. */
+static void format_block(const score_job *J, size_t at, size_t n, ch_buf *b)
 {
     for (size_t i = at; i < at + n; i++) {
-        char num[16];
-        size_t len = 0;
-        const char *id = J->id_col >= 0 ? ch_frame_str(J->frame, (size_t)J->id_col, i, &len) : NULL;
-        if (id != NULL)
-            ch_buf_csv_field(b, id, len);
-        else
-            ch_buf_printf(b, "%zu", i + 1);
-        ch_buf_putc(b, ',');
-        ch_buf_append(b, num, fmt_prob(num, J->prob[i]));
-        ch_buf_puts(b, J->prob[i] >= J->threshold ? ",1,high"
-                       : J->prob[i] >= J->medium  ? ",0,medium"
-                                                  : ",0,low");
-        if (J->explainer != NULL) {
-            row_values(J->frame, i, vals);
-            ch_explain_record(J->explainer, vals, J->k_reasons, J->k_actions, J->by_value, ex, ws);
-            for (size_t k = 0; k < J->k_reasons; k++) {
-                ch_buf_putc(b, ',');
-                if (k < ex->n_reasons) {
-                    const ch_reason_item *r = &ex->reasons[k];
-                    ch_buf_csv_field(b, r->text, strlen(r->text));
-                    ch_buf_printf(b, ",%+.4f,%+.2f", r->logodds, r->points);
-                } else {
-                    ch_buf_puts(b, ",,");
-                }
-            }
-            for (size_t k = 0; k < J->k_actions; k++) {
-                ch_buf_putc(b, ',');
-                if (k < ex->n_actions) {
-                    const ch_action_item *a = &ex->actions[k];
-                    ch_buf_csv_field(b, a->text, strlen(a->text));
-                    ch_buf_putc(b, ',');
-                    ch_buf_append(b, num, fmt_prob(num, a->probability));
-                    ch_buf_printf(b, ",%.2f", a->expected_value);
-                } else {
-                    ch_buf_puts(b, ",,");
-                }
-            }
-        }
+        format_score(J, i, J->prob[i], b);
         ch_buf_putc(b, '\n');
+    }
+}
+
+/* Explains rows [at, at + n) CH_EXPLAIN_BATCH at a time and formats them
+ * with their reasons and actions into 'b' ('vals', CH_EXPLAIN_BATCH
+ * records, 'ws' and 'ex', CH_EXPLAIN_BATCH explanations, are the calling
+ * thread's scratch). The explanation's probability is the one scoring
+ * gives (the same transform, model and calibrator), so the row is not
+ * scored a second time. */
+static void explain_block(const score_job *J, size_t at, size_t n, ch_buf *b, ch_value *vals,
+                          ch_explain_ws *ws, ch_explanation *ex)
+{
+    size_t n_cols = ch_frame_n_cols(J->frame);
+    for (size_t i = at; i < at + n; i += CH_EXPLAIN_BATCH) {
+        size_t nb = at + n - i < CH_EXPLAIN_BATCH ? at + n - i : CH_EXPLAIN_BATCH;
+        for (size_t r = 0; r < nb; r++)
+            row_values(J->frame, i + r, vals + r * n_cols);
+        ch_explain_records(J->explainer, vals, nb, J->k_reasons, J->k_actions, J->by_value, ex, ws);
+        for (size_t r = 0; r < nb; r++) {
+            format_score(J, i + r, ex[r].probability, b);
+            format_explanation(J, &ex[r], b);
+            ch_buf_putc(b, '\n');
+        }
     }
 }
 
@@ -150,8 +177,8 @@ static void *score_worker(void *arg)
     ch_explanation *ex = NULL;
     if (J->explainer != NULL) {
         ch_error err = {0};
-        vals = ch_calloc(ch_frame_n_cols(J->frame) + 1, sizeof *vals);
-        ex = ch_malloc(sizeof *ex);
+        vals = ch_calloc(CH_EXPLAIN_BATCH * ch_frame_n_cols(J->frame) + 1, sizeof *vals);
+        ex = ch_malloc_array(CH_EXPLAIN_BATCH, sizeof *ex);
         ch_err rc = vals == NULL || ex == NULL ? ch_error_set(&err, CH_ENOMEM, "out of memory")
                                                : ch_explain_ws_new(J->explainer, &ws, &err);
         if (rc != CH_OK) {
@@ -175,15 +202,19 @@ static void *score_worker(void *arg)
         if (at >= J->n_rows)
             break;
         size_t n = J->n_rows - at < BLOCK ? J->n_rows - at : BLOCK;
-        for (size_t i = 0; i < n; i++)
-            idx[i] = at + i;
-        rc = ch_bundle_score_frame(J->bundle, J->frame, idx, n, J->prob + at, NULL, &err);
-        if (rc == CH_OK) {
-            ch_buf *b = &J->out[at / BLOCK];
-            format_block(J, at, n, b, vals, ws, ex);
-            if (ch_buf_status(b) != CH_OK)
-                rc = ch_error_set(&err, ch_buf_status(b), "out of memory formatting scores");
+        ch_buf *b = &J->out[at / BLOCK];
+        if (J->explainer != NULL) {
+            explain_block(J, at, n, b, vals, ws, ex);
+            rc = CH_OK;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                idx[i] = at + i;
+            rc = ch_bundle_score_frame(J->bundle, J->frame, idx, n, J->prob + at, NULL, &err);
+            if (rc == CH_OK)
+                format_block(J, at, n, b);
         }
+        if (rc == CH_OK && ch_buf_status(b) != CH_OK)
+            rc = ch_error_set(&err, ch_buf_status(b), "out of memory formatting scores");
         if (rc != CH_OK) {
             pthread_mutex_lock(&J->mu);
             if (J->rc == CH_OK) {

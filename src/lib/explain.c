@@ -72,6 +72,10 @@
 #define CH_EXPLAIN_IG_STEPS 64
 #endif
 
+/* Records ch_explain_records() transforms and explains together: a batch
+ * for ch_forest_shap_batch(), whose kernels take up to 8 rows at once. */
+#define BATCH_ROWS CH_EXPLAIN_BATCH
+
 /* Below this |u_k| the divided difference of a hidden unit is replaced by
  * the derivative at the path's midpoint (its error is O(u_k^2)). */
 #define IG_TINY 1e-7
@@ -136,9 +140,10 @@ typedef struct cand {
 
 struct ch_explain_ws {
     const ch_explainer *e; /* the explainer it was sized for */
-    double *x;             /* n_feat: the record's features */
+    double *x;             /* BATCH_ROWS x n_feat: the records' features */
     double *xa;            /* n_feat: a modified record's features */
-    double *phi;           /* n_feat + 1 */
+    double *phi;           /* BATCH_ROWS x (n_feat + 1) */
+    double m[BATCH_ROWS];  /* the records' margins */
     double *col;           /* n_cols: contributions rolled up to columns */
     size_t *order;         /* n_cols */
     size_t *elig;          /* n_alts: alternatives that differ from the record */
@@ -543,9 +548,9 @@ ch_err ch_explain_ws_new(const ch_explainer *e, ch_explain_ws **out, ch_error *e
     if (ws == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
     ws->e = e;
-    ws->x = ch_malloc_array(e->n_feat + 1, sizeof *ws->x);
+    ws->x = ch_malloc_array(BATCH_ROWS * e->n_feat + 1, sizeof *ws->x);
     ws->xa = ch_malloc_array(e->n_feat + 1, sizeof *ws->xa);
-    ws->phi = ch_malloc_array(e->n_feat + 1, sizeof *ws->phi);
+    ws->phi = ch_malloc_array(BATCH_ROWS * (e->n_feat + 1), sizeof *ws->phi);
     ws->col = ch_malloc_array(e->n_cols + 1, sizeof *ws->col);
     ws->order = ch_malloc_array(e->n_cols + 1, sizeof *ws->order);
     ws->elig = ch_malloc_array(e->n_alts + 1, sizeof *ws->elig);
@@ -935,8 +940,8 @@ static long percent(double p)
  * columns by absolute contribution into 'out->reasons'. Ties keep schema
  * order.
  */
-static void reasons(const ch_explainer *e, const ch_value *vals, size_t k, ch_explanation *out,
-                    ch_explain_ws *ws)
+static void reasons(const ch_explainer *e, const ch_value *vals, const double *phi, size_t k,
+                    ch_explanation *out, ch_explain_ws *ws)
 {
     double *col = ws->col;
     size_t n = 0;
@@ -947,7 +952,7 @@ static void reasons(const ch_explainer *e, const ch_value *vals, size_t k, ch_ex
         size_t n_src = 0;
         const uint32_t *src = ch_pipeline_feature_sources(e->pipe, f, &n_src);
         for (size_t s = 0; s < n_src; s++)
-            col[src[s]] += ws->phi[f] / (double)n_src;
+            col[src[s]] += phi[f] / (double)n_src;
     }
     /* Insertion into the first k places of 'order' by |contribution|. */
     for (size_t j = 0; j < e->n_cols; j++) {
@@ -1099,20 +1104,59 @@ static void actions(const ch_explainer *e, const ch_value *vals, size_t k, int b
     }
 }
 
-void ch_explain_record(const ch_explainer *e, const ch_value *vals, size_t k_reasons,
-                       size_t k_actions, int by_value, ch_explanation *out, ch_explain_ws *ws)
+/* Fills 'out' for record 'vals' from its contributions 'phi' and margin
+ * 'm'. */
+static void finish(const ch_explainer *e, const ch_value *vals, const double *phi, double m,
+                   size_t k_reasons, size_t k_actions, int by_value, ch_explanation *out,
+                   ch_explain_ws *ws)
 {
+    out->margin = m;
+    out->bias = phi[e->n_feat];
+    out->probability = ch_calibrator_apply(e->cal, m);
+    out->n_reasons = 0;
+    out->n_actions = 0;
+    if (k_reasons > 0)
+        reasons(e, vals, phi, k_reasons, out, ws);
+    if (k_actions > 0)
+        actions(e, vals, k_actions, by_value, out, ws);
+}
+
+/*
+ * BATCH_ROWS records at a time: transform them, take the contributions of
+ * all of them (boosted trees: in one ch_forest_shap_batch() call, whose
+ * rows share each walk of a tree), then finish each. A record gets the
+ * same bits alone or in a batch (ch_forest_shap_batch() promises it).
+ */
+void ch_explain_records(const ch_explainer *e, const ch_value *vals, size_t n_records,
+                        size_t k_reasons, size_t k_actions, int by_value, ch_explanation *out,
+                        ch_explain_ws *ws)
+{
+    size_t nf = e->n_feat;
+
+    CH_ASSERT(ws->e == e);
     if (k_reasons > CH_EXPLAIN_MAX_K)
         k_reasons = CH_EXPLAIN_MAX_K;
     if (k_actions > CH_EXPLAIN_MAX_K)
         k_actions = CH_EXPLAIN_MAX_K;
-    out->margin = ch_explain_contributions(e, vals, ws->phi, ws);
-    out->bias = ws->phi[e->n_feat];
-    out->probability = ch_calibrator_apply(e->cal, out->margin);
-    out->n_reasons = 0;
-    out->n_actions = 0;
-    if (k_reasons > 0)
-        reasons(e, vals, k_reasons, out, ws);
-    if (k_actions > 0)
-        actions(e, vals, k_actions, by_value, out, ws);
+    for (size_t at = 0; at < n_records; at += BATCH_ROWS) {
+        size_t nb = n_records - at < BATCH_ROWS ? n_records - at : BATCH_ROWS;
+        const ch_value *v = vals + at * e->n_cols;
+        for (size_t i = 0; i < nb; i++)
+            ch_pipeline_transform_record(e->pipe, v + i * e->n_cols, ws->x + i * nf, NULL);
+        if (e->family == FAM_XGBOOST) {
+            ch_forest_shap_batch(e->forest, ws->x, nb, ws->phi, ws->m, ws->fws);
+        } else {
+            for (size_t i = 0; i < nb; i++)
+                ws->m[i] = contributions(e, ws->x + i * nf, ws->phi + i * (nf + 1), ws);
+        }
+        for (size_t i = 0; i < nb; i++)
+            finish(e, v + i * e->n_cols, ws->phi + i * (nf + 1), ws->m[i], k_reasons, k_actions,
+                   by_value, &out[at + i], ws);
+    }
+}
+
+void ch_explain_record(const ch_explainer *e, const ch_value *vals, size_t k_reasons,
+                       size_t k_actions, int by_value, ch_explanation *out, ch_explain_ws *ws)
+{
+    ch_explain_records(e, vals, 1, k_reasons, k_actions, by_value, out, ws);
 }

@@ -1,7 +1,8 @@
 /*
  * forest.c -- XGBoost tree ensembles compiled for the request path: the
  * margin of one row in about a microsecond and its exact path-dependent
- * TreeSHAP contributions in a few tens (300 trees of depth 6).
+ * TreeSHAP contributions in a few tens (300 trees of depth 6), about half
+ * that per row when rows are explained eight at a time.
  *
  * Loading reads the JSON object XGBoost's SaveModel writes (binary:logistic,
  * gbtree, numerical splits) and lays every tree out three times, each for
@@ -47,14 +48,28 @@
  *
  * The integrand is a polynomial of degree < D, so an m-point Gauss-Legendre
  * rule with 2m >= D is exact; every polynomial is carried as its values at
- * the m points, 4 per vector of doubles (one AVX2 register covers paths of
- * up to 8 distinct features; deeper trees use several vectors). Per row and
- * tree, a top-down pass carries pex (the path's factors except the split's
- * own feature's), a bottom-up pass carries q (the leaves below times their
- * factors below), and each split adds pex * D to its feature's
- * accumulator, where D is the share of its leaves (see shap_body()).
- * Fast TreeSHAP v2 (Yang 2021) would instead tabulate every leaf's 2^D
- * patterns of satisfied conditions: megabytes per model, scattered reads.
+ * the m points, in groups of 4 (a group covers paths of up to 8 distinct
+ * features; deeper trees use several). Per tree, a top-down pass carries
+ * pex (the path's factors except the split's own feature's), a bottom-up
+ * pass carries q (the leaves below times their factors below), and each
+ * split adds pex * D to its feature's accumulator, where D is the share of
+ * its leaves (see SHAP_KERNEL()). Fast TreeSHAP v2 (Yang 2021) would
+ * instead tabulate every leaf's 2^D patterns of satisfied conditions:
+ * megabytes per model, scattered reads.
+ *
+ * The passes visit every node whatever the row, so several rows can share
+ * them: the kernels take 1, 2, 4 or 8 rows, each row's points in its own
+ * lanes (a row is a vector of 4 doubles with AVX2, half an AVX-512
+ * register, two SSE2 registers in the generic kernels; more rows take
+ * more vectors), and only the directions, bit masks over the rows,
+ * differ. Sharing saves the per-node work that is not
+ * arithmetic on the polynomials -- loading the record, comparing, masks,
+ * addresses, the loop -- which is most of the instructions: with AVX-512,
+ * eight rows cost about 3.5 times one (docs/performance.md). Kernels exist
+ * for the generic target, AVX2 with FMA and AVX-512, chosen at load by
+ * what the CPU has (__builtin_cpu_supports). Within one instruction set
+ * every kernel computes each lane with the same operations in the same
+ * order, so a row gets the same bits alone or in a batch.
  * Trees the kernel cannot do exactly (a repeated feature whose merged cover
  * fraction underflowed to 0, more than 64 distinct features on one path)
  * take the classic recursion instead; XGBoost's own models essentially
@@ -84,6 +99,10 @@
 #include "ch/alloc.h"
 #include "ch/text.h"
 #include "forest_int.h"
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 /* Deepest tree accepted, in edges from the root. XGBoost's depthwise
  * growth rarely exceeds 20; lossguide trees can be deeper. */
@@ -118,7 +137,17 @@
 
 #define TREES_PATH "learner.gradient_booster.model.trees"
 
+/* Rows the SHAP kernels explain side by side: 1, 2, 4 or 8 (kernel index
+ * ROWS_LOG2(R)). */
+#define ROWS_N       4
+#define ROWS_MAX     8
+#define ROWS_LOG2(R) ((R) == 1 ? 0 : (R) == 2 ? 1 : (R) == 4 ? 2 : 3)
+
+/* Quadrature values: half a row's 4 points (SSE2), a row's (AVX2), two
+ * rows' (AVX-512). */
+typedef double v2d __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
 
 /* A node as XGBoost has it, with children as indices into the same array. */
 typedef struct cnode {
@@ -156,33 +185,42 @@ typedef struct pnode {
  * new to their paths, one "twig" (tnode). Each record has a slot in the
  * kernel's scratch arrays: inner nodes first, breadth-first, then twigs,
  * then bottom nodes on a feature new to their path, then the other bottom
- * nodes (tree_shap_layout()); 'ni' is the number of slots, and slot ni
- * stands for any leaf. An edge is 2 * slot + side (0 left, 1 right); edge
- * 2 * ni is a scratch byte that always holds 1.
+ * nodes (tree_shap_layout()); 'ni' is the number of split slots. The leaf
+ * children of inner nodes have the slots after them, in the order of the
+ * tree's lkid records, so that their q (the leaf value, which the kernel
+ * writes there first) is read like a split child's. An edge is 2 * slot +
+ * side (0 left, 1 right); edge 2 * ni is a scratch byte that always holds
+ * all rows.
  */
 typedef struct inode {
     double a[2];       /* merged cover fraction Z' of the left and right edge */
-    double v[2];       /* leaf value of a leaf child; 0 for a split child */
-    double zprev;      /* merged cover fraction of the feature above; 1 when new */
     uint32_t feat;     /* split feature */
     float thr;         /* threshold, as in pnode */
-    uint32_t child[2]; /* slots of the children; ni for a leaf */
+    uint32_t child[2]; /* slots of the children */
     uint32_t fx;       /* index into the doubled row */
     uint32_t pe;       /* edge below the nearest split on 'feat' above; 2 ni if none */
+    uint32_t rcp;      /* with 'pe' set: its record in ch_forest.rcp (see rcp_init()) */
 } inode;
 /* The kernel addresses scratch by byte offset: 'child' and 'slot' hold
  * slot * nv * sizeof(v4d) and 'feat' feature * sizeof(v4d) once a tree is
  * laid out (see tree_shap_offsets()). */
 
+/* A leaf child of an inner node: its slot and value. */
+typedef struct lkid {
+    double v;      /* leaf value */
+    uint32_t slot; /* its slot (a byte offset, as in inode) */
+} lkid;
+
 /* A twig: a split (on a feature new to its path) whose two children are
  * bottom splits on features new to theirs. Its q is a quadratic in t and
  * everything else follows from three directions, so all three nodes are
- * done at once, mostly in scalars (see the twig loop of shap_body()). */
+ * done at once (see the twig loop of SHAP_KERNEL()). Differences the
+ * kernel would compute for every row are stored instead. */
 typedef struct tnode {
     double a[2];       /* cover fractions of the twig's two edges */
-    double sigma;      /* a[0] cs[0] + a[1] cs[1] */
-    double cs[2];      /* the children's s (see bnode) */
-    double cv[2][2];   /* the children's leaf values */
+    double sigma;      /* a[0] cs[0] + a[1] cs[1], cs the children's s (see bnode) */
+    double al[2];      /* cs[h] - sigma: alpha when x takes side h */
+    double cd[2][2];   /* the children's dv (see bnode) */
     uint32_t slot;     /* its slot (a byte offset, as in inode) */
     uint32_t feat;     /* its feature (a byte offset) */
     uint32_t fx;       /* index into the doubled row */
@@ -193,15 +231,15 @@ typedef struct tnode {
 } tnode;
 
 typedef struct bnode {
-    double v[2];   /* leaf values */
+    double dv[2];  /* v[c] - s: leaf value c, less the mean */
     double s;      /* a[0] v[0] + a[1] v[1]: the node's mean value */
-    double zprev;  /* as in inode */
     uint32_t feat; /* split feature */
     float thr;     /* threshold */
     uint32_t slot; /* its slot */
     uint32_t fx;   /* index into the doubled row */
     uint32_t pe;   /* as in inode */
     uint32_t rep;  /* 1: the feature splits on the path above */
+    uint32_t rcp;  /* as in inode */
 } bnode;
 
 /* Per tree. */
@@ -216,65 +254,106 @@ typedef struct tree_info {
     uint32_t bn_off;      /* first bnode */
     uint32_t n_bot;       /* bottom split nodes */
     uint32_t n_bot_plain; /* of which on a feature new to their path (listed first) */
+    uint32_t lk_off;      /* first lkid */
+    uint32_t n_lk;        /* leaf children of inner nodes */
     uint16_t depth;       /* deepest leaf, edges */
     uint8_t nv;           /* vectors of quadrature points (0 when classic) */
     uint8_t classic;      /* 1: the SHAP kernel uses classic TreeSHAP here */
     double expect;        /* cover-weighted mean of the leaves (the tree's bias) */
 } tree_info;
 
-/* What the kernel reads and writes for one row (and, per tree, the tree). */
+/* What the kernel reads and writes for R rows (and, per tree, the tree).
+ * A group of quadrature points takes 4 R doubles, row r's in 4r..4r+3. */
 typedef struct kargs {
-    const inode *in;  /* inner nodes */
-    const tnode *tw;  /* twigs */
-    const bnode *bn;  /* bottom nodes */
-    uint32_t n_in;    /* inner nodes */
-    uint32_t n_tw;    /* twigs */
-    uint32_t n_plain; /* bottom nodes on a new feature */
-    uint32_t n_bot;   /* bottom nodes */
-    const float *xf;  /* the doubled row */
-    const v4d *tq;    /* nv vectors: quadrature nodes t */
-    const v4d *wq;    /* weights */
-    const v4d *uq;    /* 1 - t */
-    const v4d *zq;    /* zeros */
-    v4d *pex;         /* scratch, (slots + 1) * nv */
-    v4d *q;           /* scratch, (slots + 1) * nv */
-    v4d *acc;         /* per feature, lanes summed at the end */
-    uint8_t *oe;      /* scratch, 2 slots + 1 */
+    const inode *in;     /* inner nodes */
+    const tnode *tw;     /* twigs */
+    const bnode *bn;     /* bottom nodes */
+    const lkid *lk;      /* leaf children of inner nodes */
+    uint32_t n_lk;       /* leaf children of inner nodes */
+    uint32_t n_in;       /* inner nodes */
+    uint32_t n_tw;       /* twigs */
+    uint32_t n_plain;    /* bottom nodes on a new feature */
+    uint32_t n_bot;      /* bottom nodes */
+    const float *xf;     /* the doubled rows, interleaved: element fx of row r at xf[R fx + r] */
+    const char *tq;      /* nv vectors: quadrature nodes t */
+    const char *wq;      /* weights */
+    const char *uq;      /* 1 - t */
+    const char *msk;     /* lane masks, see lane_tabs */
+    const uint8_t *moff; /* their offsets by row mask and vector, see lane_tabs */
+    const v4d *rcp;      /* reciprocal records, see rcp_init() */
+    void *pex;           /* scratch, (slots + 1) * nv vectors */
+    void *q;             /* scratch, (slots + 1) * nv vectors */
+    void *acc;           /* per feature, lanes summed at the end */
+    uint8_t *oe;         /* scratch, 2 slots + 1 row masks */
 } kargs;
+
+/*
+ * Constant vectors the kernels read, for vectors of LW = 2, 4 or 8 lanes
+ * (index WIDX(LW)); a row's 4 points take half a vector, one, or half of
+ * one. quad[]: for nv = 1, 2, ..., NV_MAX in turn, nv groups of
+ * quadrature nodes t, nv of weights and nv of 1 - t, a group being 4
+ * points (LW 2 and 4: the same doubles) or those 4 twice (LW 8, two rows).
+ * msk[]: for each mask m of the rows a vector holds (1 bit for LW 2 and 4,
+ * 2 for LW 8), a vector with all bits set in the lanes of the rows in m, 0
+ * elsewhere. moff[ROWS_LOG2(R)][]: for R rows in R 4 / LW vectors, for
+ * each mask m of R bits and vector c, at m R 4 / LW + c, the byte offset
+ * in msk[] of vector c's mask.
+ */
+typedef struct lane_tabs {
+    const char *quad[3];
+    const char *msk[3];
+    const uint8_t *moff[ROWS_N][3];
+} lane_tabs;
+
+/* Table index of vectors of 'lw' lanes. */
+#define WIDX(lw) ((lw) == 2 ? 0 : (lw) == 4 ? 1 : 2)
+
+/* Instruction sets with a kernel of their own, and how many rows
+ * ch_forest_shap_batch() gives each at once. */
+enum { ISA_GENERIC = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+#define BATCH_GENERIC 8
+#define BATCH_AVX2    8
+#define BATCH_AVX512  8
 
 /* Adds the contributions of every fast tree of a forest to k->acc. */
 typedef void (*shap_kernel_fn)(const struct ch_forest *f, kargs *k);
 
 struct ch_forest {
-    size_t n_features;    /* row width callers feed */
-    size_t n_trees;       /* trees */
-    float base_f;         /* base margin, as XGBoost computes it (float) */
-    double bias;          /* base_f + sum of the trees' expected values */
-    tree_info *trees;     /* n_trees */
-    cnode *cn;            /* canonical nodes, all trees */
-    size_t n_cn;          /* entries of 'cn' */
-    pnode *pn;            /* predict nodes; pn[0] is a dummy leaf of value 0 */
-    float *pleaf;         /* leaf value per predict node; 0 for splits */
-    size_t n_pn;          /* entries of 'pn' */
-    uint32_t *proot;      /* predict roots, padded with 0 to a multiple of GROUP */
-    uint16_t *gdepth;     /* steps per group of GROUP trees */
-    size_t n_groups;      /* groups */
-    inode *in;            /* SHAP inner nodes, all trees */
-    size_t n_in;          /* entries of 'in' */
-    tnode *tw;            /* SHAP twigs, all trees */
-    size_t n_tw;          /* entries of 'tw' */
-    bnode *bn;            /* SHAP bottom nodes, all trees */
-    size_t n_bn;          /* entries of 'bn' */
-    void *quad_mem;       /* allocation behind 'quad' */
-    const v4d *quad;      /* quadrature tables, see quad_at() */
-    size_t max_slots;     /* most split nodes in one fast tree */
-    int max_nv;           /* most quadrature vectors of one fast tree */
-    size_t classic_depth; /* deepest classic tree + 1 (0: none) */
-    size_t max_depth;     /* deepest tree */
-    size_t n_repeat;      /* split nodes with a repeated feature */
-    size_t n_classic;     /* classic trees */
-    int use_avx2;         /* kernel in use */
-    shap_kernel_fn kernel;
+    size_t n_features;             /* row width callers feed */
+    size_t n_trees;                /* trees */
+    float base_f;                  /* base margin, as XGBoost computes it (float) */
+    double bias;                   /* base_f + sum of the trees' expected values */
+    tree_info *trees;              /* n_trees */
+    cnode *cn;                     /* canonical nodes, all trees */
+    size_t n_cn;                   /* entries of 'cn' */
+    pnode *pn;                     /* predict nodes; pn[0] is a dummy leaf of value 0 */
+    float *pleaf;                  /* leaf value per predict node; 0 for splits */
+    size_t n_pn;                   /* entries of 'pn' */
+    uint32_t *proot;               /* predict roots, padded with 0 to a multiple of GROUP */
+    uint16_t *gdepth;              /* steps per group of GROUP trees */
+    size_t n_groups;               /* groups */
+    inode *in;                     /* SHAP inner nodes, all trees */
+    size_t n_in;                   /* entries of 'in' */
+    tnode *tw;                     /* SHAP twigs, all trees */
+    size_t n_tw;                   /* entries of 'tw' */
+    bnode *bn;                     /* SHAP bottom nodes, all trees */
+    size_t n_bn;                   /* entries of 'bn' */
+    lkid *lk;                      /* leaf children of SHAP inner nodes, all trees */
+    size_t n_lk;                   /* entries of 'lk' */
+    void *lanes_mem;               /* allocation behind 'lanes' */
+    lane_tabs lanes;               /* the kernels' constant vectors */
+    v4d *rcp;                      /* reciprocal records, see rcp_init() */
+    size_t n_rcp;                  /* vectors of 'rcp' */
+    void *rcp_mem;                 /* allocation behind 'rcp' */
+    size_t max_slots;              /* most slots (split nodes, leaf children) of one fast tree */
+    int max_nv;                    /* most quadrature vectors of one fast tree */
+    size_t classic_depth;          /* deepest classic tree + 1 (0: none) */
+    size_t max_depth;              /* deepest tree */
+    size_t n_repeat;               /* split nodes with a repeated feature */
+    size_t n_classic;              /* classic trees */
+    int isa;                       /* ISA_* of the kernels in use */
+    size_t batch_rows;             /* rows ch_forest_shap_batch() gives a kernel at once */
+    shap_kernel_fn kernel[ROWS_N]; /* for 1, 2, 4 and 8 rows */
 };
 
 /* One element of classic TreeSHAP's unique path. */
@@ -287,41 +366,42 @@ typedef struct path_el {
 
 struct ch_forest_ws {
     void *mem;        /* the one allocation */
-    size_t max_slots; /* capacity: split nodes */
+    size_t max_slots; /* capacity: slots (split nodes, leaf children) */
     int max_nv;       /* capacity: quadrature vectors */
     size_t n_feat;    /* capacity: features */
     size_t n_path;    /* capacity: classic path elements */
-    v4d *pex;         /* (max_slots + 1) * max_nv */
-    v4d *q;           /* (max_slots + 1) * max_nv */
-    v4d *acc;         /* n_feat */
-    float *xf;        /* 2 n_feat: the doubled row */
+    size_t rows;      /* capacity: rows explained at once (a power of 2, <= ROWS_MAX) */
+    v4d *pex;         /* (max_slots + 1) * max_nv * rows */
+    v4d *q;           /* (max_slots + 1) * max_nv * rows */
+    v4d *acc;         /* n_feat * rows */
+    float *xf;        /* 2 n_feat * rows: the doubled rows, interleaved */
     uint8_t *oe;      /* 2 max_slots + 1 */
     path_el *path;    /* n_path, or NULL */
 };
 
-/* The quadrature tables for 'nv' vectors of points: nodes t, weights w,
- * 1 - t and zeros, nv vectors each, at quad[2 nv (nv - 1)]. */
-static const v4d *quad_at(const ch_forest *f, int nv)
+/* Vectors before the quadrature tables for 'nv' in lane_tabs.quad[]. */
+static size_t quad_off(int nv)
 {
-    return f->quad + 2 * (size_t)nv * (size_t)(nv - 1);
+    return 3 * (size_t)nv * (size_t)(nv - 1) / 2;
 }
 
 /* ------------------------------------------------------------------------
  * Memory
  * ------------------------------------------------------------------------ */
 
-/* 'n' bytes aligned to 32 (what v4d loads need); '*raw' gets what to free. */
+/* 'n' bytes aligned to 128 (the widest vector, v8d, needs 64); '*raw'
+ * gets what to free. */
 static void *alloc_aligned(size_t n, void **raw)
 {
     unsigned char *p;
     uintptr_t a;
-    if (n > SIZE_MAX - 32)
+    if (n > SIZE_MAX - 128)
         return NULL;
-    p = ch_calloc(1, n + 32);
+    p = ch_calloc(1, n + 128);
     *raw = p;
     if (p == NULL)
         return NULL;
-    a = ((uintptr_t)p + 31u) & ~(uintptr_t)31u;
+    a = ((uintptr_t)p + 127u) & ~(uintptr_t)127u;
     return p + (a - (uintptr_t)p);
 }
 
@@ -415,6 +495,8 @@ typedef struct load_tmp {
     uint8_t *rep;       /* per local node: its feature splits above it */
     uint8_t *kind;      /* per local node: K_* */
     bnode *kid;         /* per local node: a twig child's record */
+    float *zp_in;       /* per inode of the forest: Z_prev (see rcp_init()) */
+    float *zp_bn;       /* per bnode of the forest: Z_prev */
 } load_tmp;
 
 static void tmp_free(load_tmp *t)
@@ -436,6 +518,8 @@ static void tmp_free(load_tmp *t)
     ch_free(t->rep);
     ch_free(t->kind);
     ch_free(t->kid);
+    ch_free(t->zp_in);
+    ch_free(t->zp_bn);
 }
 
 static ch_err tmp_alloc(load_tmp *t, size_t n, size_t n_feat, ch_error *err)
@@ -695,7 +779,8 @@ typedef struct sh_walk {
     ch_forest *f;
     load_tmp *t;
     const tree_info *ts;
-    uint32_t ni;     /* slots: inner + twig + bottom */
+    uint32_t ni;     /* split slots: inner + twig + bottom */
+    uint32_t n_lk;   /* leaf children of inner nodes so far (slots from ni on) */
     uint32_t n_in;   /* inner slots */
     uint32_t n_tw;   /* twig slots */
     size_t n_dist;   /* distinct features on the current path */
@@ -750,10 +835,17 @@ static uint32_t slot_edge(const sh_walk *w, int32_t e)
     return 2u * (uint32_t)w->t->lidx[e >> 1] + (uint32_t)(e & 1);
 }
 
-/* Slot of child 'c' as its parent's record sees it: ni for a leaf. */
-static uint32_t child_slot(const sh_walk *w, int32_t c)
+/* Slot of child 'c' of an inner node; a leaf gets the next leaf slot and
+ * an lkid record. */
+static uint32_t child_slot(sh_walk *w, int32_t c)
 {
-    return is_leaf(w->f, c) ? w->ni : (uint32_t)w->t->lidx[loc(w, c)];
+    lkid *k;
+    if (!is_leaf(w->f, c))
+        return (uint32_t)w->t->lidx[loc(w, c)];
+    k = &w->f->lk[w->ts->lk_off + w->n_lk];
+    k->v = (double)w->f->cn[c].thr;
+    k->slot = w->ni + w->n_lk++;
+    return k->slot;
 }
 
 /*
@@ -794,15 +886,14 @@ static void sh_visit(sh_walk *w, int32_t c)
     switch (t->kind[l]) {
     case K_INNER: {
         inode *s = &f->in[w->ts->in_off + slot];
-        s->zprev = (double)zprev;
+        t->zp_in[w->ts->in_off + slot] = zprev;
+        s->rcp = 0;
         s->feat = nd->feat;
         s->thr = nd->thr;
         s->fx = row_index(f, nd);
         s->pe = pe_slot;
         for (int side = 0; side < 2; side++) {
-            const cnode *ch = &f->cn[kids[side]];
             s->a[side] = (double)a[side];
-            s->v[side] = ch->left < 0 ? (double)ch->thr : 0.0;
             s->child[side] = child_slot(w, kids[side]);
         }
         break;
@@ -820,20 +911,24 @@ static void sh_visit(sh_walk *w, int32_t c)
     case K_BOTTOM:
     case K_TWIG_KID: {
         bnode tmp;
-        tmp.v[0] = (double)f->cn[kids[0]].thr;
-        tmp.v[1] = (double)f->cn[kids[1]].thr;
-        tmp.s = (double)a[0] * tmp.v[0] + (double)a[1] * tmp.v[1];
-        tmp.zprev = (double)zprev;
+        double v0 = (double)f->cn[kids[0]].thr;
+        double v1 = (double)f->cn[kids[1]].thr;
+        tmp.s = (double)a[0] * v0 + (double)a[1] * v1;
+        tmp.dv[0] = v0 - tmp.s;
+        tmp.dv[1] = v1 - tmp.s;
+        tmp.rcp = 0;
         tmp.feat = nd->feat;
         tmp.thr = nd->thr;
         tmp.slot = slot;
         tmp.fx = row_index(f, nd);
         tmp.pe = pe_slot;
         tmp.rep = (uint32_t)rep;
-        if (t->kind[l] == K_BOTTOM)
+        if (t->kind[l] == K_BOTTOM) {
             f->bn[w->ts->bn_off + slot - w->n_in - w->n_tw] = tmp;
-        else
+            t->zp_bn[w->ts->bn_off + slot - w->n_in - w->n_tw] = zprev;
+        } else {
             t->kid[l] = tmp; /* its twig copies it in */
+        }
         break;
     }
     default:
@@ -853,16 +948,19 @@ static void sh_visit(sh_walk *w, int32_t c)
     if (t->kind[l] == K_TWIG) {
         /* Both children are done: copy them in. */
         tnode *s = &f->tw[w->ts->tw_off + slot - w->n_in];
+        double cs[2];
         for (int side = 0; side < 2; side++) {
             const bnode *k = &t->kid[loc(w, kids[side])];
-            s->cs[side] = k->s;
-            s->cv[side][0] = k->v[0];
-            s->cv[side][1] = k->v[1];
+            cs[side] = k->s;
+            s->cd[side][0] = k->dv[0];
+            s->cd[side][1] = k->dv[1];
             s->cfeat[side] = k->feat;
             s->cfx[side] = k->fx;
             s->cthr[side] = k->thr;
         }
-        s->sigma = s->a[0] * s->cs[0] + s->a[1] * s->cs[1];
+        s->sigma = s->a[0] * cs[0] + s->a[1] * cs[1];
+        s->al[0] = cs[0] - s->sigma;
+        s->al[1] = cs[1] - s->sigma;
     }
 }
 
@@ -888,6 +986,10 @@ static void tree_shap_offsets(ch_forest *f, const tree_info *ts)
         bnode *nd = &f->bn[ts->bn_off + b];
         nd->slot = (uint32_t)(nd->slot * vec);
         nd->feat = (uint32_t)(nd->feat * sizeof(v4d));
+    }
+    for (uint32_t j = 0; j < ts->n_lk; j++) {
+        lkid *k = &f->lk[ts->lk_off + j];
+        k->slot = (uint32_t)(k->slot * vec);
     }
 }
 
@@ -917,6 +1019,7 @@ static void tree_shap_layout(ch_forest *f, size_t ti, load_tmp *t)
     ts->in_off = (uint32_t)f->n_in;
     ts->tw_off = (uint32_t)f->n_tw;
     ts->bn_off = (uint32_t)f->n_bn;
+    ts->lk_off = (uint32_t)f->n_lk;
     ts->nv = 1;
     if (cn[0].left < 0) {
         ts->expect = (double)cn[0].thr;
@@ -988,15 +1091,17 @@ static void tree_shap_layout(ch_forest *f, size_t ti, load_tmp *t)
     ts->n_bot = n_bot;
     ts->n_bot_plain = n_plain;
     sh_visit(&w, (int32_t)ts->c_off);
+    ts->n_lk = w.n_lk;
     f->n_in += n_in;
     f->n_tw += n_tw;
     f->n_bn += n_bot;
+    f->n_lk += w.n_lk;
     ts->expect = w.expect;
     /* m = 4 nv points are exact for paths of up to 2m = 8 nv distinct features. */
     ts->nv = (uint8_t)((w.max_dist + 7) / 8 > 0 ? (w.max_dist + 7) / 8 : 1);
     /* Past NV_MAX vectors, or past 32-bit byte offsets into the scratch. */
     if (w.max_dist > 8 * NV_MAX ||
-        (uint64_t)(w.ni + 1) * ts->nv * sizeof(v4d) > (uint64_t)UINT32_MAX)
+        (uint64_t)(w.ni + w.n_lk + 1) * ts->nv * sizeof(v4d) > (uint64_t)UINT32_MAX)
         w.classic = 1;
     ts->classic = (uint8_t)w.classic;
     f->n_repeat += w.n_repeat;
@@ -1006,8 +1111,8 @@ static void tree_shap_layout(ch_forest *f, size_t ti, load_tmp *t)
         if ((size_t)ts->depth + 1 > f->classic_depth)
             f->classic_depth = (size_t)ts->depth + 1;
     } else {
-        if (w.ni > f->max_slots)
-            f->max_slots = w.ni;
+        if (w.ni + w.n_lk > f->max_slots)
+            f->max_slots = w.ni + w.n_lk;
         if (ts->nv > f->max_nv)
             f->max_nv = ts->nv;
     }
@@ -1052,31 +1157,144 @@ static void gauss_legendre(int m, double *t, double *w)
     }
 }
 
-static ch_err quad_init(ch_forest *f, ch_error *err)
+/* 'n' doubles rounded up to 128 bytes, which keeps the next table aligned
+ * for any vector. */
+static size_t round16(size_t n)
 {
-    size_t n = 2 * (size_t)NV_MAX * (NV_MAX + 1); /* sum over nv of 4 nv vectors */
-    v4d *q = alloc_aligned(n * sizeof *q, &f->quad_mem);
+    return (n + 15) / 16 * 16;
+}
+
+/* Doubles taken by a moff table for 'r' rows in vectors of 'lw' lanes. */
+static size_t moff_doubles(size_t r, size_t lw)
+{
+    return round16((((size_t)1 << r) * (r * 4 / lw) + 7) / 8);
+}
+
+/* Builds the kernels' constant vectors (lane_tabs). */
+static ch_err lanes_init(ch_forest *f, ch_error *err)
+{
+    size_t n_quad = quad_off(NV_MAX + 1);
+    size_t n = 0;
     double t[4 * NV_MAX];
     double w[4 * NV_MAX];
-    if (q == NULL)
-        return ch_error_set(err, CH_ENOMEM, "out of memory");
-    for (int nv = 1; nv <= NV_MAX; nv++) {
-        v4d *at = q + 2 * (size_t)nv * (size_t)(nv - 1);
-        gauss_legendre(4 * nv, t, w);
-        for (int v = 0; v < nv; v++)
-            for (int l = 0; l < 4; l++) {
-                at[v][l] = t[4 * v + l];
-                at[nv + v][l] = w[4 * v + l];
-                at[2 * nv + v][l] = 1.0 - t[4 * v + l];
-                at[3 * nv + v][l] = 0.0;
-            }
+    double *p;
+
+    for (size_t lw = 2; lw <= 8; lw *= 2) {
+        size_t rows = lw < 4 ? 1 : lw / 4; /* rows a mask of msk[] covers */
+        n += round16(n_quad * (lw < 4 ? 4 : lw)) + round16(((size_t)1 << rows) * lw);
+        for (size_t r = 1; r <= ROWS_MAX; r *= 2)
+            n += moff_doubles(r, lw);
     }
-    f->quad = q;
+    p = alloc_aligned(n * sizeof *p, &f->lanes_mem);
+    if (p == NULL)
+        return ch_error_set(err, CH_ENOMEM, "out of memory");
+    for (size_t lw = 2; lw <= 8; lw *= 2) {
+        size_t gl = lw < 4 ? 4 : lw; /* doubles per group */
+        size_t rows = lw < 4 ? 1 : lw / 4;
+        f->lanes.quad[WIDX(lw)] = (const char *)p;
+        for (int nv = 1; nv <= NV_MAX; nv++) {
+            double *at = p + quad_off(nv) * gl;
+            size_t unv = (size_t)nv;
+            gauss_legendre(4 * nv, t, w);
+            for (size_t v = 0; v < unv; v++)
+                for (size_t l = 0; l < gl; l++) {
+                    size_t i = 4 * v + l % 4;
+                    at[v * gl + l] = t[i];
+                    at[(unv + v) * gl + l] = w[i];
+                    at[(2 * unv + v) * gl + l] = 1.0 - t[i];
+                }
+        }
+        p += round16(n_quad * gl);
+        f->lanes.msk[WIDX(lw)] = (const char *)p;
+        for (size_t m = 0; m < ((size_t)1 << rows); m++)
+            for (size_t l = 0; l < lw; l++)
+                ((uint64_t *)(void *)p)[m * lw + l] = ((m >> (l / 4)) & 1u) ? ~(uint64_t)0 : 0;
+        p += round16(((size_t)1 << rows) * lw);
+        for (size_t r = 1; r <= ROWS_MAX; r *= 2) {
+            uint8_t *mo = (uint8_t *)p;
+            size_t nc = r * 4 / lw; /* vectors per group of R rows */
+            f->lanes.moff[ROWS_LOG2(r)][WIDX(lw)] = nc > 0 ? mo : NULL;
+            for (size_t m = 0; m < ((size_t)1 << r) && nc > 0; m++)
+                for (size_t c = 0; c < nc; c++) {
+                    /* Vector c holds rows c rows .. (c + 1) rows - 1, or
+                     * half of row c / 2. */
+                    size_t bits =
+                        lw < 4 ? (m >> (c / 2)) & 1u : (m >> (rows * c)) & ((1u << rows) - 1u);
+                    mo[m * nc + c] = (uint8_t)(bits * lw * 8);
+                }
+            p += moff_doubles(r, lw);
+        }
+    }
     return CH_OK;
 }
 
-static shap_kernel_fn pick_kernel(int avx2);
-static int cpu_has_avx2(void);
+/*
+ * Tabulates, for every split on a repeated feature of a fast tree, the
+ * reciprocals of the factor the kernel divides out, Z_prev + t (O_prev -
+ * Z_prev), at the tree's quadrature points, for O_prev = 0 and 1; Z_prev
+ * is 'zp_in' or 'zp_bn' (by node, as sh_visit() left them). A record is
+ * 1 + 2 nv vectors: {Z_prev, 1 - Z_prev, -Z_prev, 0}, then nv vectors for
+ * O_prev = 0 and nv for O_prev = 1; the node's 'rcp' is its first vector
+ * (record 0 is unused, so that 'rcp' 0 means none). Z_prev > 0
+ * (trees with a zero factor are classic), so each factor is positive.
+ * Errors: CH_EMODEL (more records than 32-bit indices reach), CH_ENOMEM.
+ */
+static ch_err rcp_init(ch_forest *f, const float *zp_in, const float *zp_bn, ch_error *err)
+{
+    size_t n = 1;
+    v4d *rc = NULL;
+
+    for (int pass = 0; pass < 2; pass++) {
+        size_t at = 1; /* record 0 is unused: 'rcp' 0 means none */
+        for (size_t ti = 0; ti < f->n_trees; ti++) {
+            const tree_info *ts = &f->trees[ti];
+            uint32_t none = 2 * (ts->n_in + ts->n_tw + ts->n_bot);
+            size_t unv = ts->nv;
+            const double *tq =
+                (const double *)(const void *)f->lanes.quad[0] + quad_off(ts->nv) * 4;
+            if (ts->classic)
+                continue;
+            for (uint32_t i = 0; i < ts->n_in + ts->n_bot; i++) {
+                int is_in = i < ts->n_in;
+                size_t g = is_in ? ts->in_off + i : ts->bn_off + (i - ts->n_in);
+                uint32_t pe = is_in ? f->in[g].pe : f->bn[g].pe;
+                double zp;
+                if (pe == none || (!is_in && !f->bn[g].rep))
+                    continue;
+                if (pass == 1) {
+                    zp = (double)(is_in ? zp_in[g] : zp_bn[g]);
+                    rc[at] = (v4d){zp, 1.0 - zp, -zp, 0.0};
+                    for (size_t v = 0; v < unv; v++)
+                        for (int o = 0; o < 2; o++)
+                            for (size_t l = 0; l < 4; l++) {
+                                double c = (double)o - zp;
+                                rc[at + 1 + (size_t)o * unv + v][l] =
+                                    1.0 / (zp + tq[4 * v + l] * c);
+                            }
+                    if (is_in)
+                        f->in[g].rcp = (uint32_t)at;
+                    else
+                        f->bn[g].rcp = (uint32_t)at;
+                }
+                at += 1 + 2 * unv;
+            }
+        }
+        if (pass == 0) {
+            n = at;
+            if (n > UINT32_MAX)
+                return fail(err, CH_EMODEL, "too many splits on repeated features");
+            rc = alloc_aligned(n * sizeof *rc, &f->rcp_mem);
+            if (rc == NULL)
+                return ch_error_set(err, CH_ENOMEM, "out of memory");
+            f->rcp = rc;
+            f->n_rcp = n;
+        }
+    }
+    return CH_OK;
+}
+
+static int cpu_isa(void);
+static void pick_kernels(ch_forest *f, int isa);
 
 /* Reads learner.learner_model_param and the objective; sets base margin
  * and the feature count. */
@@ -1273,8 +1491,12 @@ CH_API ch_err ch_forest_from_xgb_json(const ch_json *model, size_t n_features, c
     f->in = ch_malloc_array(n_split - n_bottom + 1, sizeof *f->in);
     f->tw = ch_malloc_array(n_split - n_bottom + 1, sizeof *f->tw);
     f->bn = ch_malloc_array(n_bottom + 1, sizeof *f->bn);
+    f->lk = ch_malloc_array(f->n_cn + 1, sizeof *f->lk);
+    t.zp_in = ch_malloc_array(n_split - n_bottom + 1, sizeof *t.zp_in);
+    t.zp_bn = ch_malloc_array(n_bottom + 1, sizeof *t.zp_bn);
     if (f->pn == NULL || f->pleaf == NULL || f->proot == NULL || f->gdepth == NULL ||
-        f->in == NULL || f->tw == NULL || f->bn == NULL) {
+        f->in == NULL || f->tw == NULL || f->bn == NULL || f->lk == NULL || t.zp_in == NULL ||
+        t.zp_bn == NULL) {
         rc = ch_error_set(err, CH_ENOMEM, "out of memory");
         goto done;
     }
@@ -1292,10 +1514,11 @@ CH_API ch_err ch_forest_from_xgb_json(const ch_json *model, size_t n_features, c
             f->gdepth[i / GROUP] = f->trees[i].depth;
         f->bias += f->trees[i].expect;
     }
-    if ((rc = quad_init(f, err)) != CH_OK)
+    if ((rc = lanes_init(f, err)) != CH_OK)
         goto done;
-    f->use_avx2 = cpu_has_avx2();
-    f->kernel = pick_kernel(f->use_avx2);
+    if ((rc = rcp_init(f, t.zp_in, t.zp_bn, err)) != CH_OK)
+        goto done;
+    pick_kernels(f, cpu_isa());
     *out = f;
     f = NULL;
 done:
@@ -1317,7 +1540,9 @@ CH_API void ch_forest_free(ch_forest *f)
     ch_free(f->in);
     ch_free(f->tw);
     ch_free(f->bn);
-    ch_free(f->quad_mem);
+    ch_free(f->lk);
+    ch_free(f->lanes_mem);
+    ch_free(f->rcp_mem);
     ch_free(f);
 }
 
@@ -1352,14 +1577,14 @@ static void row_fill(float *xb, const double *x, size_t n)
     }
 }
 
-/* Element 'fx' of the doubled row: from 'xb' when 'wide' is 0, else made
- * from 'x' ('n' wide) on the spot. */
-static inline __attribute__((always_inline)) float row_at(const float *xb, const double *x,
-                                                          size_t n, uint32_t fx, int wide)
+/* Element 'fx' of the doubled row: from 'xb' (elements 'stride' floats
+ * apart) when 'wide' is 0, else made from 'x' ('n' wide) on the spot. */
+static inline __attribute__((always_inline)) float
+row_at(const float *xb, size_t stride, const double *x, size_t n, uint32_t fx, int wide)
 {
     float v;
     if (!wide)
-        return xb[fx];
+        return xb[fx * stride];
     v = (float)x[fx >= n ? fx - n : fx];
     if (v != v)
         v = fx >= n ? INFINITY : -INFINITY;
@@ -1372,8 +1597,8 @@ static inline __attribute__((always_inline)) float row_at(const float *xb, const
  * non-NULL, the same leaves are also summed in double there (for the bias
  * correction of ch_forest_shap()).
  */
-static inline __attribute__((always_inline)) float walk(const ch_forest *f, const float *xb,
-                                                        const double *x, int wide, double *dsum)
+static inline __attribute__((always_inline)) float
+walk(const ch_forest *f, const float *xb, size_t stride, const double *x, int wide, double *dsum)
 {
     const pnode *pn = f->pn;
     const float *leaf = f->pleaf;
@@ -1390,7 +1615,7 @@ static inline __attribute__((always_inline)) float walk(const ch_forest *f, cons
 #pragma GCC unroll 32
             for (size_t j = 0; j < GROUP; j++) {
                 const pnode *nd = &pn[idx[j]];
-                idx[j] = nd->left + (uint32_t)(row_at(xb, x, n, nd->fx, wide) >= nd->thr);
+                idx[j] = nd->left + (uint32_t)(row_at(xb, stride, x, n, nd->fx, wide) >= nd->thr);
             }
         if (k > GROUP)
             k = GROUP;
@@ -1409,9 +1634,9 @@ CH_API double ch_forest_predict(const ch_forest *f, const double *x)
 {
     float xb[2 * CH_FOREST_STACK_FEATURES];
     if (f->n_features > CH_FOREST_STACK_FEATURES)
-        return (double)walk(f, NULL, x, 1, NULL);
+        return (double)walk(f, NULL, 1, x, 1, NULL);
     row_fill(xb, x, f->n_features);
-    return (double)walk(f, xb, x, 0, NULL);
+    return (double)walk(f, xb, 1, x, 0, NULL);
 }
 
 typedef struct batch_job {
@@ -1481,13 +1706,24 @@ CH_API ch_err ch_forest_predict_batch(const ch_forest *f, const double *x, size_
  * ------------------------------------------------------------------------ */
 
 /*
- * Adds the contributions of the tree in 'k' for one row to k->acc (one
- * vector per feature; lanes are summed at the end). With 'nv' vectors of
- * quadrature points t (tq), weights (wq), 1 - t (uq) and zeros (zq), per
- * slot s of a split on feature j, with edges c to its children:
- *   oe[2s + c]  O' of edge c: x satisfies every split on j down to child c
- *               (1 for exactly one child, unless an earlier split on j
- *               already failed: then 0 for both)
+ * Adds the contributions of the tree in 'k' for R rows at once to k->acc
+ * (4 lanes per feature and row, summed at the end). Every quantity below
+ * is a polynomial in t carried as its values at the quadrature points:
+ * 'nv' groups of 4 points, and per group 4 R lanes, row r in lanes
+ * 4r..4r+3. The passes visit every node of the tree whatever the row, so
+ * the rows share them -- the node records, the addressing, the loops --
+ * and only the directions differ: they are bit masks over the rows, and
+ * choices by row are bitwise selections under lane masks (see MASK()),
+ * exact and branch-free. Each lane computes the same operations in the
+ * same order whatever R is, so a row gets the same bits from every batch
+ * size.
+ *
+ * With quadrature nodes t (tq), weights (wq) and 1 - t (uq), per slot s
+ * of a split on feature j, with edges c to its children:
+ *   oe[2s + c]  O' of edge c, one bit per row: the row satisfies every
+ *               split on j down to child c (set for exactly one child,
+ *               unless an earlier split on j already failed: then for
+ *               neither)
  *   pex[s]      W(t) * product over the path's distinct features of
  *               Z + t (O - Z), j's factor excluded (a split on a repeated
  *               feature divides out the factor of j's earlier split)
@@ -1495,263 +1731,489 @@ CH_API ch_err ch_forest_predict_batch(const ch_forest *f, const double *x, size_
  *               s (relative to s's own factor for j)
  * Each split adds pex[s] * D to acc[j], where D (a polynomial in t, like
  * all of these) is its share of the leaves below it:
- *   D = sum over c of (O'_c - Z'_c) (q_c + v_c)  -  (O_prev - Z_prev) q[s]
- * with v_c the value of a leaf child (0 for a split child, whose q_c is
- * its slot's), Z' the merged cover fractions, and the last term, for a
- * split on a repeated feature, moving the leaves below s out of the share
- * of j's earlier split (Z_prev, O_prev: j's factor there). Five passes,
- * each a straight loop: inner nodes top-down (directions, O', pex of the
- * children), twigs, bottom nodes on a new feature, bottom nodes on a
- * repeated one, inner nodes bottom-up (q, D). Slot 'ni' stands for every
- * leaf: q stays 0 there and pex is written and never read.
+ *   D = sum over c of (O'_c - Z'_c) q_c  -  (O_prev - Z_prev) q[s]
+ * with q_c the child's q (a leaf child's value, for which the leaf has a
+ * slot of its own, see lkid), Z' the merged cover fractions, and the last
+ * term, for a split on a repeated feature, moving the leaves below s out
+ * of the share of j's earlier split (Z_prev, O_prev: j's factor there).
+ * Dividing by that factor, Z_prev + t (O_prev - Z_prev), is a
+ * multiplication by its reciprocal, tabulated at load for both values of
+ * O_prev (see rcp_init()): a vector division takes 8 (256 bits) to 16
+ * (512 bits) cycles of a divider there is one of, a multiplication half a
+ * cycle. Five passes, each a straight loop: inner nodes top-down
+ * (directions, O', pex of the children), twigs, bottom nodes on a new
+ * feature, bottom nodes on a repeated one, inner nodes bottom-up (q, D).
  *
- * Always inlined into one function per instruction set, with 'nv' a
- * constant where it is 1.
+ * The body is a macro so that it can be instantiated for each vector type
+ * (C has no templates, and a vector's width is part of its type):
+ * SHAP_KERNEL(name, V, VI, LW, R) defines name() over every fast tree of
+ * a forest for R rows in vectors V of LW doubles (VI: the integer vector
+ * of the same size), NPART = 4 R / LW vectors per quadrature group: part c
+ * of group v is vector v * NPART + c. A register holds two rows (AVX-512),
+ * one (AVX2) or half of one (SSE2, the generic kernels); vectors wider
+ * than a register are split into parts here rather than left to GCC,
+ * which moves them through memory. Each instantiation is always inlined
+ * into one function per instruction set, with 'nv' a constant where it is
+ * 1. Helpers that take vectors are macros: a function taking a 512-bit
+ * vector would change the ABI in the functions compiled without AVX-512.
  */
-/* The vector at byte offset 'off' of 'base'. */
-#define AT(base, off) ((v4d *)(void *)((char *)(base) + (off)))
 
-static inline __attribute__((always_inline)) void shap_body(const kargs *k, int nv)
+/* Unrolls the loop over the vectors of a row mask ('c' below): GCC leaves
+ * it rolled otherwise, and the parts are independent work to interleave. */
+#define UNROLL _Pragma("GCC unroll 16")
+
+/* The lane mask (VI) of vector c for row mask 'm': all bits set in the
+ * lanes of the rows of 'm' (in scope in SHAP_KERNEL's body: 'msk', the
+ * masks of one vector's rows; 'moff', the byte offset into 'msk' for each
+ * mask and vector, which saves the shifts of taking the vector's bits out
+ * of 'm' (with one vector, 'm' is the index itself); the type lane_mask
+ * and the count NPART of vectors). */
+#define MASK(m, c)                                                                                 \
+    (*(const lane_mask *)(const void *)(msk + (NPART == 1 ? (m) * sizeof(lane_mask)                \
+                                                          : moff[(m)*NPART + (c)])))
+
+/* The vector at byte offset 'off' of 'base' when vectors hold R rows (the
+ * records store offsets for one row). */
+#define AT(V, base, off, R) ((V *)(void *)((char *)(base) + (size_t)(off) * (R)))
+
+/* Choices by lane mask 'm' (of type VI, all bits set in the lanes chosen):
+ * VSEL gives 'a' in the lanes of the mask and 'b' elsewhere, VKEEP 'a' in
+ * those lanes and 0 elsewhere, VKEEPN 'a' in the other lanes and 0 in
+ * these, VOR2 'a' in the lanes of 'ma' and 'b' in those of 'mb'
+ * (disjoint). */
+#define VSEL(V, VI, m, a, b)      ((V)(((VI)(a) & (m)) | ((VI)(b) & ~(m))))
+#define VKEEP(V, VI, m, a)        ((V)((VI)(a) & (m)))
+#define VKEEPN(V, VI, m, a)       ((V)((VI)(a) & ~(m)))
+#define VOR2(V, VI, a, ma, b, mb) ((V)(((VI)(a) & (ma)) | ((VI)(b) & (mb))))
+
+/* A double in every lane; and vector c of a group of one row's 4 points
+ * ('p' points to them) laid out for the rows: as they are, twice (two rows
+ * per vector), or the half of the 4 that vector c holds (half a row per
+ * vector). */
+#define SPLAT_v2d(x)   ((v2d){(x), (x)})
+#define SPLAT_v4d(x)   ((v4d){(x), (x), (x), (x)})
+#define SPLAT_v8d(x)   ((v8d){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define ROWS_v2d(p, c) (*(const v2d *)(const void *)((const double *)(p) + 2 * ((c) % 2)))
+#define ROWS_v4d(p, c) (*(p))
+#define ROWS_v8d(p, c) __builtin_shufflevector(*(p), *(p), 0, 1, 2, 3, 0, 1, 2, 3)
+
+/* Vector c of group v of the quadrature table 't' (TQ vectors per group,
+ * in SHAP_KERNEL's body). */
+#define TQV(t, v, c) ((t)[(v)*TQ + (c) % TQ])
+
+/* Bit r set: row r's doubled-row value at 'fx' is >= 'thr' (goes right).
+ * The rows are interleaved, R floats per element. Four at a time with
+ * SSE (every x86-64 has it): a compare and a movemask instead of four
+ * compares and shifts. */
+static inline __attribute__((always_inline)) uint32_t row_dirs(const float *xf, uint32_t fx,
+                                                               float thr, int R)
 {
-    const inode *__restrict in = k->in;
-    const bnode *__restrict bn = k->bn;
-    const float *__restrict xf = k->xf;
-    const v4d *tq = k->tq;
-    const v4d *uq = k->uq;
-    const v4d *zq = k->zq;
-    v4d *__restrict pex = k->pex;
-    v4d *__restrict q = k->q;
-    v4d *__restrict acc = k->acc;
-    uint8_t *__restrict oe = k->oe;
-    size_t unv = (size_t)nv;
-    const tnode *__restrict tw = k->tw;
-    uint32_t n_in = k->n_in;
-    uint32_t ni = n_in + k->n_tw + k->n_bot;
-    uint32_t none = 2 * ni; /* the 'pe' of a split on a feature new to its path */
-
-    for (size_t v = 0; v < unv; v++) {
-        pex[v] = k->wq[v];
-        q[ni * unv + v] = zq[v];
+    uint32_t m = 0;
+#if defined(__SSE__)
+    if (R >= 4) {
+        const float *p = xf + (size_t)fx * (size_t)R;
+        __m128 t = _mm_set1_ps(thr);
+        for (int h = 0; h < R / 4; h++)
+            m |= (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 4 * h), t)) << (4 * h);
+        return m;
     }
-    oe[none] = 1;
-
-    /* Inner nodes, top-down: directions, O' and pex of the children. */
-    for (uint32_t s = 0; s < n_in; s++) {
-        const inode *nd = &in[s];
-        uint32_t gr = xf[nd->fx] >= nd->thr;
-        uint32_t op = oe[nd->pe];
-        uint32_t ol = op & (gr ^ 1u);
-        uint32_t orr = op & gr;
-        v4d *ps = pex + s * unv;
-        v4d *p0 = AT(pex, nd->child[0]);
-        v4d *p1 = AT(pex, nd->child[1]);
-        const v4d *s0 = ol ? tq : zq;
-        const v4d *s1 = orr ? tq : zq;
-        double a0 = nd->a[0];
-        double a1 = nd->a[1];
-
-        oe[2 * (size_t)s] = (uint8_t)ol;
-        oe[2 * (size_t)s + 1] = (uint8_t)orr;
-        if (nd->pe != none) {
-            /* Divide out the factor of this feature from its earlier split. */
-            double zp = nd->zprev;
-            double c = (double)op - zp;
-            for (size_t v = 0; v < unv; v++)
-                ps[v] = ps[v] / (zp + tq[v] * c);
-        }
-        /* Z' + t (O' - Z') = Z' (1 - t) + (O' ? t : 0). */
-        for (size_t v = 0; v < unv; v++) {
-            v4d p = ps[v];
-            p0[v] = p * (a0 * uq[v] + s0[v]);
-            p1[v] = p * (a1 * uq[v] + s1[v]);
-        }
-    }
-
-    /* Twigs (see tnode). With h the side x takes at the twig, each child c
-     * has D_c = v_c[hot] - s_c (a scalar) and q_c = s_c + t D_c; then at
-     * the twig S = sigma + t delta with delta = a0 D_0 + a1 D_1, its own
-     * D = q_h - S = alpha + t beta, and q = S + t D. */
-    const v4d *tz[2] = {tq, zq}; /* tz[h]: t for the left child when x goes left */
-    for (uint32_t w = 0; w < k->n_tw; w++) {
-        const tnode *nd = &tw[w];
-        uint32_t h = xf[nd->fx] >= nd->thr;
-        uint32_t g0 = xf[nd->cfx[0]] >= nd->cthr[0];
-        uint32_t g1 = xf[nd->cfx[1]] >= nd->cthr[1];
-        double a0 = nd->a[0];
-        double a1 = nd->a[1];
-        double d0 = nd->cv[0][g0] - nd->cs[0];
-        double d1 = nd->cv[1][g1] - nd->cs[1];
-        double delta = a0 * d0 + a1 * d1;
-        double alpha = nd->cs[h] - nd->sigma;
-        /* Arithmetic and table selects: a branch on h would be
-         * mispredicted half the time. */
-        double beta = d0 + (double)h * (d1 - d0) - delta;
-        double sigma = nd->sigma;
-        const v4d *s0 = tz[h];
-        const v4d *s1 = tz[h ^ 1u];
-        const v4d *ps = AT(pex, nd->slot);
-        v4d *qs = AT(q, nd->slot);
-        v4d *ak = AT(acc, nd->feat);
-        v4d *k0 = AT(acc, nd->cfeat[0]);
-        v4d *k1 = AT(acc, nd->cfeat[1]);
-        for (size_t v = 0; v < unv; v++) {
-            v4d p = ps[v];
-            *k0 += (p * (a0 * uq[v] + s0[v])) * d0;
-            *k1 += (p * (a1 * uq[v] + s1[v])) * d1;
-            *ak += p * (alpha + tq[v] * beta);
-            qs[v] = sigma + tq[v] * ((delta + alpha) + tq[v] * beta);
-        }
-    }
-
-    /* Bottom nodes on a feature new to their path: O' is 1 for the leaf x
-     * reaches, so D = v_hot - s, a scalar, and q = s + t D. */
-    for (uint32_t b = 0; b < k->n_plain; b++) {
-        const bnode *nd = &bn[b];
-        uint32_t gr = xf[nd->fx] >= nd->thr;
-        double s = nd->s;
-        double d = nd->v[gr] - s;
-        v4d *qs = AT(q, nd->slot);
-        const v4d *ps = AT(pex, nd->slot);
-        v4d *ak = AT(acc, nd->feat);
-        for (size_t v = 0; v < unv; v++) {
-            qs[v] = s + tq[v] * d;
-            *ak += ps[v] * d;
-        }
-    }
-
-    /* Bottom nodes on a repeated feature. */
-    for (uint32_t b = k->n_plain; b < k->n_bot; b++) {
-        const bnode *nd = &bn[b];
-        uint32_t gr = xf[nd->fx] >= nd->thr;
-        uint32_t op = oe[nd->pe];
-        double zp = nd->zprev;
-        double c = (double)op - zp;
-        double s = nd->s;
-        double dd = (double)(op & (gr ^ 1u)) * nd->v[0] + (double)(op & gr) * nd->v[1] - s;
-        v4d *qs = AT(q, nd->slot);
-        const v4d *ps = AT(pex, nd->slot);
-        v4d *ak = AT(acc, nd->feat);
-        for (size_t v = 0; v < unv; v++) {
-            v4d fp = zp + tq[v] * c;
-            v4d qq = (s + tq[v] * dd) / fp;
-            qs[v] = qq;
-            *ak += (ps[v] / fp) * (dd - c * qq);
-        }
-    }
-
-    /* Inner nodes, bottom-up. */
-    for (uint32_t s = n_in; s-- > 0;) {
-        const inode *nd = &in[s];
-        const v4d *q0 = AT(q, nd->child[0]);
-        const v4d *q1 = AT(q, nd->child[1]);
-        const v4d *ps = pex + s * unv;
-        v4d *qs = q + s * unv;
-        v4d *ak = AT(acc, nd->feat);
-        double a0 = nd->a[0];
-        double a1 = nd->a[1];
-        double v0 = nd->v[0];
-        double v1 = nd->v[1];
-
-        if (nd->pe == none) {
-            /* O' is 1 on the side x takes: D = q_hot - S. */
-            uint32_t hot = oe[2 * (size_t)s + 1];
-            const v4d *qh = AT(q, nd->child[hot]);
-            double vh = nd->v[hot];
-            for (size_t v = 0; v < unv; v++) {
-                v4d sum = a0 * (q0[v] + v0) + a1 * (q1[v] + v1);
-                v4d d = (qh[v] + vh) - sum;
-                qs[v] = sum + tq[v] * d;
-                *ak += ps[v] * d;
-            }
-        } else {
-            double ol = (double)oe[2 * (size_t)s];
-            double orr = (double)oe[2 * (size_t)s + 1];
-            double zp = nd->zprev;
-            double c = (double)oe[nd->pe] - zp;
-            for (size_t v = 0; v < unv; v++) {
-                v4d l = q0[v] + v0;
-                v4d r = q1[v] + v1;
-                v4d sum = a0 * l + a1 * r;
-                v4d dd = ol * l + orr * r - sum;
-                v4d qq = (sum + tq[v] * dd) / (zp + tq[v] * c);
-                qs[v] = qq;
-                *ak += ps[v] * (dd - c * qq);
-            }
-        }
-    }
+#endif
+    for (int r = 0; r < R; r++)
+        m |= (uint32_t)(xf[(size_t)fx * (size_t)R + (size_t)r] >= thr) << r;
+    return m;
 }
+
+#define SHAP_KERNEL(NAME, V, VI, LW, R)                                                            \
+    static inline __attribute__((always_inline)) void NAME##_tree(const kargs *k, int nv)          \
+    {                                                                                              \
+        typedef VI lane_mask;                                                                      \
+        enum { NPART = (R)*4 / (LW), TQ = (LW) < 4 ? 4 / (LW) : 1 };                               \
+        const inode *__restrict in = k->in;                                                        \
+        const tnode *__restrict tw = k->tw;                                                        \
+        const bnode *__restrict bn = k->bn;                                                        \
+        const float *__restrict xf = k->xf;                                                        \
+        const v4d *__restrict rcp = k->rcp;                                                        \
+        const V *tq = (const V *)(const void *)k->tq;                                              \
+        const V *uq = (const V *)(const void *)k->uq;                                              \
+        const V *wq = (const V *)(const void *)k->wq;                                              \
+        const char *msk = k->msk;                                                                  \
+        const uint8_t *moff = k->moff;                                                             \
+        V *__restrict pex = (V *)k->pex;                                                           \
+        V *__restrict q = (V *)k->q;                                                               \
+        uint8_t *__restrict oe = k->oe;                                                            \
+        size_t unv = (size_t)nv;                                                                   \
+        size_t w = unv * NPART; /* vectors per slot */                                             \
+        uint32_t n_in = k->n_in;                                                                   \
+        uint32_t ni = n_in + k->n_tw + k->n_bot;                                                   \
+        uint32_t none = 2 * ni; /* the 'pe' of a split on a feature new to its path */             \
+        uint32_t all = (1u << R) - 1u;                                                             \
+                                                                                                   \
+        for (size_t i = 0; i < w; i++)                                                             \
+            pex[i] = TQV(wq, i / NPART, i % NPART);                                                \
+        for (uint32_t j = 0; j < k->n_lk; j++) {                                                   \
+            V *ql = AT(V, q, k->lk[j].slot, R);                                                    \
+            for (size_t i = 0; i < w; i++)                                                         \
+                ql[i] = SPLAT_##V(k->lk[j].v);                                                     \
+        }                                                                                          \
+        oe[none] = (uint8_t)all;                                                                   \
+                                                                                                   \
+        /* Inner nodes, top-down: directions, O' and pex of the children. */                       \
+        for (uint32_t s = 0; s < n_in; s++) {                                                      \
+            const inode *nd = &in[s];                                                              \
+            uint32_t gr = row_dirs(xf, nd->fx, nd->thr, R);                                        \
+            uint32_t op = oe[nd->pe];                                                              \
+            uint32_t ol = op & ~gr;                                                                \
+            uint32_t orr = op & gr;                                                                \
+            V *ps = pex + s * w;                                                                   \
+            V *p0 = AT(V, pex, nd->child[0], R);                                                   \
+            V *p1 = AT(V, pex, nd->child[1], R);                                                   \
+            double a0 = nd->a[0];                                                                  \
+            double a1 = nd->a[1];                                                                  \
+                                                                                                   \
+            oe[2 * (size_t)s] = (uint8_t)ol;                                                       \
+            oe[2 * (size_t)s + 1] = (uint8_t)orr;                                                  \
+            /* Z' + t (O' - Z') = Z' (1 - t) + O' t. On a new feature O' is the                    \
+             * direction (one mask); on a repeated one, first divide out the                       \
+             * factor of its earlier split. */                                                     \
+            if (nd->pe == none) {                                                                  \
+                UNROLL                                                                             \
+                for (size_t c = 0; c < NPART; c++) {                                               \
+                    VI mg = MASK(gr, c);                                                           \
+                    for (size_t v = 0; v < unv; v++) {                                             \
+                        V p = ps[v * NPART + c];                                                   \
+                        p0[v * NPART + c] =                                                        \
+                            p * (a0 * TQV(uq, v, c) + VKEEPN(V, VI, mg, TQV(tq, v, c)));           \
+                        p1[v * NPART + c] =                                                        \
+                            p * (a1 * TQV(uq, v, c) + VKEEP(V, VI, mg, TQV(tq, v, c)));            \
+                    }                                                                              \
+                }                                                                                  \
+                continue;                                                                          \
+            }                                                                                      \
+            UNROLL                                                                                 \
+            for (size_t c = 0; c < NPART; c++) {                                                   \
+                const v4d *rr = rcp + nd->rcp;                                                     \
+                VI m0 = MASK(ol, c);                                                               \
+                VI m1 = MASK(orr, c);                                                              \
+                VI mo = MASK(op, c);                                                               \
+                for (size_t v = 0; v < unv; v++) {                                                 \
+                    V p = ps[v * NPART + c] *                                                      \
+                          VSEL(V, VI, mo, ROWS_##V(&rr[1 + unv + v], c), ROWS_##V(&rr[1 + v], c)); \
+                    ps[v * NPART + c] = p;                                                         \
+                    p0[v * NPART + c] =                                                            \
+                        p * (a0 * TQV(uq, v, c) + VKEEP(V, VI, m0, TQV(tq, v, c)));                \
+                    p1[v * NPART + c] =                                                            \
+                        p * (a1 * TQV(uq, v, c) + VKEEP(V, VI, m1, TQV(tq, v, c)));                \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+                                                                                                   \
+        /* Twigs (see tnode). With h the side x takes at the twig, each child c                    \
+         * has D_c = v_c[hot] - s_c (a constant) and q_c = s_c + t D_c; then at                    \
+         * the twig S = sigma + t delta with delta = a0 D_0 + a1 D_1, its own                      \
+         * D = q_h - S = alpha + t beta, and q = S + t D. */                                       \
+        for (uint32_t tw_i = 0; tw_i < k->n_tw; tw_i++) {                                          \
+            const tnode *nd = &tw[tw_i];                                                           \
+            uint32_t h = row_dirs(xf, nd->fx, nd->thr, R);                                         \
+            uint32_t g0 = row_dirs(xf, nd->cfx[0], nd->cthr[0], R);                                \
+            uint32_t g1 = row_dirs(xf, nd->cfx[1], nd->cthr[1], R);                                \
+            double a0 = nd->a[0];                                                                  \
+            double a1 = nd->a[1];                                                                  \
+            double sigma = nd->sigma;                                                              \
+            const V *ps = AT(V, pex, nd->slot, R);                                                 \
+            V *qs = AT(V, q, nd->slot, R);                                                         \
+            V *ak = AT(V, k->acc, nd->feat, R);                                                    \
+            V *k0 = AT(V, k->acc, nd->cfeat[0], R);                                                \
+            V *k1 = AT(V, k->acc, nd->cfeat[1], R);                                                \
+            UNROLL                                                                                 \
+            for (size_t c = 0; c < NPART; c++) {                                                   \
+                VI mh = MASK(h, c);                                                                \
+                V d0 = VSEL(V, VI, MASK(g0, c), SPLAT_##V(nd->cd[0][1]), SPLAT_##V(nd->cd[0][0])); \
+                V d1 = VSEL(V, VI, MASK(g1, c), SPLAT_##V(nd->cd[1][1]), SPLAT_##V(nd->cd[1][0])); \
+                V delta = a0 * d0 + a1 * d1;                                                       \
+                V alpha = VSEL(V, VI, mh, SPLAT_##V(nd->al[1]), SPLAT_##V(nd->al[0]));             \
+                V beta = VSEL(V, VI, mh, d1, d0) - delta;                                          \
+                for (size_t v = 0; v < unv; v++) {                                                 \
+                    V p = ps[v * NPART + c];                                                       \
+                    k0[c] += (p * (a0 * TQV(uq, v, c) + VKEEPN(V, VI, mh, TQV(tq, v, c)))) * d0;   \
+                    k1[c] += (p * (a1 * TQV(uq, v, c) + VKEEP(V, VI, mh, TQV(tq, v, c)))) * d1;    \
+                    ak[c] += p * (alpha + TQV(tq, v, c) * beta);                                   \
+                    qs[v * NPART + c] =                                                            \
+                        sigma + TQV(tq, v, c) * ((delta + alpha) + TQV(tq, v, c) * beta);          \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+                                                                                                   \
+        /* Bottom nodes on a feature new to their path: O' is 1 for the leaf x                     \
+         * reaches, so D = v_hot - s, a constant, and q = s + t D. */                              \
+        for (uint32_t b = 0; b < k->n_plain; b++) {                                                \
+            const bnode *nd = &bn[b];                                                              \
+            uint32_t gr = row_dirs(xf, nd->fx, nd->thr, R);                                        \
+            double s = nd->s;                                                                      \
+            V *qs = AT(V, q, nd->slot, R);                                                         \
+            const V *ps = AT(V, pex, nd->slot, R);                                                 \
+            V *ak = AT(V, k->acc, nd->feat, R);                                                    \
+            UNROLL                                                                                 \
+            for (size_t c = 0; c < NPART; c++) {                                                   \
+                V d = VSEL(V, VI, MASK(gr, c), SPLAT_##V(nd->dv[1]), SPLAT_##V(nd->dv[0]));        \
+                for (size_t v = 0; v < unv; v++) {                                                 \
+                    qs[v * NPART + c] = s + TQV(tq, v, c) * d;                                     \
+                    ak[c] += ps[v * NPART + c] * d;                                                \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+                                                                                                   \
+        /* Bottom nodes on a repeated feature. */                                                  \
+        for (uint32_t b = k->n_plain; b < k->n_bot; b++) {                                         \
+            const bnode *nd = &bn[b];                                                              \
+            uint32_t gr = row_dirs(xf, nd->fx, nd->thr, R);                                        \
+            uint32_t op = oe[nd->pe];                                                              \
+            const v4d *rr = rcp + nd->rcp;                                                         \
+            double s = nd->s;                                                                      \
+            V *qs = AT(V, q, nd->slot, R);                                                         \
+            const V *ps = AT(V, pex, nd->slot, R);                                                 \
+            V *ak = AT(V, k->acc, nd->feat, R);                                                    \
+            UNROLL                                                                                 \
+            for (size_t c = 0; c < NPART; c++) {                                                   \
+                VI mo = MASK(op, c);                                                               \
+                /* O_prev - Z_prev, and D: the hot leaf's dv, or -s when O_prev = 0. */            \
+                V cc = VSEL(V, VI, mo, SPLAT_##V(rr[0][1]), SPLAT_##V(rr[0][2]));                  \
+                V dd = VSEL(V, VI, mo,                                                             \
+                            VSEL(V, VI, MASK(gr, c), SPLAT_##V(nd->dv[1]), SPLAT_##V(nd->dv[0])),  \
+                            SPLAT_##V(-s));                                                        \
+                for (size_t v = 0; v < unv; v++) {                                                 \
+                    V ri =                                                                         \
+                        VSEL(V, VI, mo, ROWS_##V(&rr[1 + unv + v], c), ROWS_##V(&rr[1 + v], c));   \
+                    V qq = (s + TQV(tq, v, c) * dd) * ri;                                          \
+                    qs[v * NPART + c] = qq;                                                        \
+                    ak[c] += (ps[v * NPART + c] * ri) * (dd - cc * qq);                            \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+                                                                                                   \
+        /* Inner nodes, bottom-up. */                                                              \
+        for (uint32_t s = n_in; s-- > 0;) {                                                        \
+            const inode *nd = &in[s];                                                              \
+            const V *q0 = AT(V, q, nd->child[0], R);                                               \
+            const V *q1 = AT(V, q, nd->child[1], R);                                               \
+            const V *ps = pex + s * w;                                                             \
+            V *qs = q + s * w;                                                                     \
+            V *ak = AT(V, k->acc, nd->feat, R);                                                    \
+            uint32_t ol = oe[2 * (size_t)s];                                                       \
+            uint32_t orr = oe[2 * (size_t)s + 1];                                                  \
+            double a0 = nd->a[0];                                                                  \
+            double a1 = nd->a[1];                                                                  \
+                                                                                                   \
+            if (nd->pe == none) {                                                                  \
+                /* O' is 1 on the side x takes: D = q_hot - S. */                                  \
+                UNROLL                                                                             \
+                for (size_t c = 0; c < NPART; c++) {                                               \
+                    VI mr = MASK(orr, c);                                                          \
+                    for (size_t v = 0; v < unv; v++) {                                             \
+                        V l = q0[v * NPART + c];                                                   \
+                        V r = q1[v * NPART + c];                                                   \
+                        V sum = a0 * l + a1 * r;                                                   \
+                        V d = VSEL(V, VI, mr, r, l) - sum;                                         \
+                        qs[v * NPART + c] = sum + TQV(tq, v, c) * d;                               \
+                        ak[c] += ps[v * NPART + c] * d;                                            \
+                    }                                                                              \
+                }                                                                                  \
+            } else {                                                                               \
+                const v4d *rr = rcp + nd->rcp;                                                     \
+                uint32_t op = oe[nd->pe];                                                          \
+                UNROLL                                                                             \
+                for (size_t c = 0; c < NPART; c++) {                                               \
+                    VI ml = MASK(ol, c);                                                           \
+                    VI mr = MASK(orr, c);                                                          \
+                    VI mo = MASK(op, c);                                                           \
+                    V cc = VSEL(V, VI, mo, SPLAT_##V(rr[0][1]), SPLAT_##V(rr[0][2]));              \
+                    for (size_t v = 0; v < unv; v++) {                                             \
+                        V l = q0[v * NPART + c];                                                   \
+                        V r = q1[v * NPART + c];                                                   \
+                        V sum = a0 * l + a1 * r;                                                   \
+                        V dd = VOR2(V, VI, l, ml, r, mr) - sum;                                    \
+                        V ri = VSEL(V, VI, mo, ROWS_##V(&rr[1 + unv + v], c),                      \
+                                    ROWS_##V(&rr[1 + v], c));                                      \
+                        V qq = (sum + TQV(tq, v, c) * dd) * ri;                                    \
+                        qs[v * NPART + c] = qq;                                                    \
+                        ak[c] += ps[v * NPART + c] * (dd - cc * qq);                               \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* Every tree that is not classic, in one call per batch of rows (so                           \
+     * that the loop state stays in registers from tree to tree). */                               \
+    static inline __attribute__((always_inline)) void NAME(const ch_forest *f, kargs *k)           \
+    {                                                                                              \
+        const char *quad = f->lanes.quad[WIDX(LW)];                                                \
+        size_t vb = sizeof(V) * ((LW) < 4 ? 4 / (LW) : 1); /* a group's bytes */                   \
+        k->msk = f->lanes.msk[WIDX(LW)];                                                           \
+        k->moff = f->lanes.moff[ROWS_LOG2(R)][WIDX(LW)];                                           \
+        k->rcp = f->rcp;                                                                           \
+        for (size_t ti = 0; ti < f->n_trees; ti++) {                                               \
+            const tree_info *ts = &f->trees[ti];                                                   \
+            const char *tab;                                                                       \
+            if (ts->n_in + ts->n_tw + ts->n_bot == 0 || ts->classic)                               \
+                continue;                                                                          \
+            tab = quad + quad_off(ts->nv) * vb;                                                    \
+            k->in = f->in + ts->in_off;                                                            \
+            k->bn = f->bn + ts->bn_off;                                                            \
+            k->tw = f->tw + ts->tw_off;                                                            \
+            k->n_in = ts->n_in;                                                                    \
+            k->n_tw = ts->n_tw;                                                                    \
+            k->n_plain = ts->n_bot_plain;                                                          \
+            k->n_bot = ts->n_bot;                                                                  \
+            k->lk = f->lk + ts->lk_off;                                                            \
+            k->n_lk = ts->n_lk;                                                                    \
+            k->tq = tab;                                                                           \
+            k->wq = tab + ts->nv * vb;                                                             \
+            k->uq = tab + 2 * ts->nv * vb;                                                         \
+            if (ts->nv == 1)                                                                       \
+                NAME##_tree(k, 1);                                                                 \
+            else                                                                                   \
+                NAME##_tree(k, ts->nv);                                                            \
+        }                                                                                          \
+    }
+
+/* Lane masks for the vectors of 2, 4 and 8 doubles. */
+typedef int64_t v2di __attribute__((vector_size(16)));
+typedef int64_t v4di __attribute__((vector_size(32)));
+typedef int64_t v8di __attribute__((vector_size(64)));
+
+/* AVX2 (and AVX-512 for one row), AVX-512, generic. */
+SHAP_KERNEL(shap_r1, v4d, v4di, 4, 1)
+SHAP_KERNEL(shap_r2, v4d, v4di, 4, 2)
+SHAP_KERNEL(shap_r4, v4d, v4di, 4, 4)
+SHAP_KERNEL(shap_r8, v4d, v4di, 4, 8)
+SHAP_KERNEL(shap_r2w, v8d, v8di, 8, 2)
+SHAP_KERNEL(shap_r4w, v8d, v8di, 8, 4)
+SHAP_KERNEL(shap_r8w, v8d, v8di, 8, 8)
+SHAP_KERNEL(shap_g1, v2d, v2di, 2, 1)
+SHAP_KERNEL(shap_g2, v2d, v2di, 2, 2)
+SHAP_KERNEL(shap_g4, v2d, v2di, 2, 4)
+SHAP_KERNEL(shap_g8, v2d, v2di, 2, 8)
 #undef AT
 
-/* The kernel over every tree that is not classic, one call per row (so
- * that the loop state stays in registers from tree to tree). */
-static inline __attribute__((always_inline)) void shap_trees(const ch_forest *f, kargs *k)
+/* The portable kernels: whatever vector instructions the build targets. */
+static void shap_generic1(const ch_forest *f, kargs *k)
 {
-    for (size_t ti = 0; ti < f->n_trees; ti++) {
-        const tree_info *ts = &f->trees[ti];
-        const v4d *tab;
-        if (ts->n_in + ts->n_tw + ts->n_bot == 0 || ts->classic)
-            continue;
-        tab = quad_at(f, ts->nv);
-        k->in = f->in + ts->in_off;
-        k->bn = f->bn + ts->bn_off;
-        k->tw = f->tw + ts->tw_off;
-        k->n_in = ts->n_in;
-        k->n_tw = ts->n_tw;
-        k->n_plain = ts->n_bot_plain;
-        k->n_bot = ts->n_bot;
-        k->tq = tab;
-        k->wq = tab + ts->nv;
-        k->uq = tab + 2 * ts->nv;
-        k->zq = tab + 3 * ts->nv;
-        if (ts->nv == 1)
-            shap_body(k, 1);
-        else
-            shap_body(k, ts->nv);
-    }
+    shap_g1(f, k);
 }
 
-static void shap_generic(const ch_forest *f, kargs *k)
+static void shap_generic2(const ch_forest *f, kargs *k)
 {
-    shap_trees(f, k);
+    shap_g2(f, k);
+}
+
+static void shap_generic4(const ch_forest *f, kargs *k)
+{
+    shap_g4(f, k);
+}
+
+static void shap_generic8(const ch_forest *f, kargs *k)
+{
+    shap_g8(f, k);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* The same code with 256-bit registers and fused multiply-adds: one
  * instruction per v4d operation instead of two, and a*b + c in one. GCC
  * contracts a*b + c into an FMA only when told to (ISO C mode turns
- * -ffp-contract off); the optimize attribute does it for this function
- * alone, with the body inlined into it. Results differ from the generic
- * kernel in the last bits only (the tests bound the difference). */
+ * -ffp-contract off); the optimize attribute does it for these functions
+ * alone, with the bodies inlined into them. Results differ from the
+ * generic kernels in the last bits only (the tests bound the difference);
+ * the kernels of one instruction set give a row the same bits. */
 #if defined(__clang__)
 #define CONTRACT /* clang contracts a*b + c within an expression by default */
 #else
 #define CONTRACT __attribute__((optimize("fp-contract=fast")))
 #endif
-__attribute__((target("avx2,fma"))) CONTRACT static void shap_avx2(const ch_forest *f, kargs *k)
+#define TARGET_AVX2   __attribute__((target("avx2,fma")))
+#define TARGET_AVX512 __attribute__((target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")))
+
+TARGET_AVX2 CONTRACT static void shap_avx2_1(const ch_forest *f, kargs *k)
 {
-    shap_trees(f, k);
+    shap_r1(f, k);
 }
 
-static int cpu_has_avx2(void)
+TARGET_AVX2 CONTRACT static void shap_avx2_2(const ch_forest *f, kargs *k)
+{
+    shap_r2(f, k);
+}
+
+TARGET_AVX2 CONTRACT static void shap_avx2_4(const ch_forest *f, kargs *k)
+{
+    shap_r4(f, k);
+}
+
+TARGET_AVX2 CONTRACT static void shap_avx2_8(const ch_forest *f, kargs *k)
+{
+    shap_r8(f, k);
+}
+
+/* With AVX-512 two rows fill a register (v8d), so they cost about what one
+ * row does with AVX2; the one-row kernel gains the 32 registers. */
+TARGET_AVX512 CONTRACT static void shap_avx512_1(const ch_forest *f, kargs *k)
+{
+    shap_r1(f, k);
+}
+
+TARGET_AVX512 CONTRACT static void shap_avx512_2(const ch_forest *f, kargs *k)
+{
+    shap_r2w(f, k);
+}
+
+TARGET_AVX512 CONTRACT static void shap_avx512_4(const ch_forest *f, kargs *k)
+{
+    shap_r4w(f, k);
+}
+
+TARGET_AVX512 CONTRACT static void shap_avx512_8(const ch_forest *f, kargs *k)
+{
+    shap_r8w(f, k);
+}
+
+/* The best kernel set this CPU runs: ISA_AVX512, ISA_AVX2 or ISA_GENERIC. */
+static int cpu_isa(void)
 {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return ISA_GENERIC;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        return ISA_AVX512;
+    return ISA_AVX2;
 }
 
-static shap_kernel_fn pick_kernel(int avx2)
+static void pick_kernels(ch_forest *f, int isa)
 {
-    return avx2 ? shap_avx2 : shap_generic;
+    static const shap_kernel_fn set[3][ROWS_N] = {
+        {shap_generic1, shap_generic2, shap_generic4, shap_generic8},
+        {shap_avx2_1, shap_avx2_2, shap_avx2_4, shap_avx2_8},
+        {shap_avx512_1, shap_avx512_2, shap_avx512_4, shap_avx512_8},
+    };
+    static const size_t batch[3] = {BATCH_GENERIC, BATCH_AVX2, BATCH_AVX512};
+    f->isa = isa;
+    f->batch_rows = batch[isa];
+    for (int r = 0; r < ROWS_N; r++)
+        f->kernel[r] = set[isa][r];
 }
 #else
-static int cpu_has_avx2(void)
+static int cpu_isa(void)
 {
-    return 0;
+    return ISA_GENERIC;
 }
 
-static shap_kernel_fn pick_kernel(int avx2)
+static void pick_kernels(ch_forest *f, int isa)
 {
-    (void)avx2;
-    return shap_generic;
+    (void)isa;
+    f->isa = ISA_GENERIC;
+    f->batch_rows = BATCH_GENERIC;
+    f->kernel[0] = shap_generic1;
+    f->kernel[1] = shap_generic2;
+    f->kernel[2] = shap_generic4;
+    f->kernel[3] = shap_generic8;
 }
 #endif
 
@@ -1897,19 +2359,30 @@ static float classic_tree(const ch_forest *f, size_t ti, const double *x, double
  * Workspace and the public SHAP call
  * ------------------------------------------------------------------------ */
 
+/* Scratch of one row in a workspace, in bytes, past which a workspace
+ * holds fewer than ROWS_MAX rows (so that very large trees do not need
+ * ROWS_MAX times the memory; those rows take a smaller batch). */
+#ifndef CH_FOREST_WS_ROW_BYTES
+#define CH_FOREST_WS_ROW_BYTES ((size_t)8 << 20)
+#endif
+
 CH_API ch_err ch_forest_ws_new(const ch_forest *f, ch_forest_ws **out, ch_error *err)
 {
     ch_forest_ws *ws;
     size_t nv = f->max_nv > 0 ? (size_t)f->max_nv : 1;
     size_t slots = f->max_slots + 1;
     size_t n_path = f->classic_depth > 0 ? classic_path_len(f->classic_depth) : 0;
-    size_t n_vec = 2 * slots * nv + f->n_features;
+    size_t rows = ROWS_MAX;
+    size_t n_vec;
     size_t bytes;
     unsigned char *p;
 
     /* No overflow: every factor is bounded by the loader's limits. */
-    bytes = n_vec * sizeof(v4d) + n_path * sizeof(path_el) + 2 * f->n_features * sizeof(float) +
-            2 * slots + 64;
+    while (rows > 1 && (2 * slots * nv + f->n_features) * sizeof(v4d) > CH_FOREST_WS_ROW_BYTES)
+        rows /= 2;
+    n_vec = (2 * slots * nv + f->n_features) * rows;
+    bytes = n_vec * sizeof(v4d) + n_path * sizeof(path_el) +
+            2 * f->n_features * rows * sizeof(float) + 2 * slots + 64;
     ws = ch_calloc(1, sizeof *ws);
     if (ws == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
@@ -1922,14 +2395,15 @@ CH_API ch_err ch_forest_ws_new(const ch_forest *f, ch_forest_ws **out, ch_error 
     ws->max_nv = (int)nv;
     ws->n_feat = f->n_features;
     ws->n_path = n_path;
+    ws->rows = rows;
     ws->pex = (v4d *)(void *)p;
-    ws->q = ws->pex + slots * nv;
-    ws->acc = ws->q + slots * nv;
-    p = (unsigned char *)(ws->acc + f->n_features);
+    ws->q = ws->pex + slots * nv * rows;
+    ws->acc = ws->q + slots * nv * rows;
+    p = (unsigned char *)(ws->acc + f->n_features * rows);
     ws->path = n_path > 0 ? (path_el *)(void *)p : NULL;
     p += n_path * sizeof(path_el);
     ws->xf = (float *)(void *)p;
-    p += 2 * f->n_features * sizeof(float);
+    p += 2 * f->n_features * rows * sizeof(float);
     ws->oe = p;
     *out = ws;
     return CH_OK;
@@ -1945,42 +2419,85 @@ CH_API void ch_forest_ws_free(ch_forest_ws *ws)
 }
 
 /*
- * Runs the kernel (or the classic recursion) over every tree, takes the
- * margin from the same walk as ch_forest_predict() (so the two agree to
- * the bit), and closes with the bias that makes the sum come out at that
- * margin (see the top of the file).
+ * Contributions and margins of the 'R' rows at 'x' (1, 2 or 4): fills
+ * their doubled rows interleaved, runs the kernel for R rows (or the
+ * classic recursion, row by row) over every tree, takes each margin from
+ * the same walk as ch_forest_predict() (so the two agree to the bit), and
+ * closes with the bias that makes each row's sum come out at its margin
+ * (see the top of the file).
  */
-CH_API double ch_forest_shap(const ch_forest *f, const double *x, double *phi, ch_forest_ws *ws)
+static void shap_rows(const ch_forest *f, const double *x, size_t R, double *phi, double *margins,
+                      ch_forest_ws *ws)
 {
     size_t nf = f->n_features;
-    double md = 0;
-    float mf;
+    const double *acc = (const double *)(void *)ws->acc;
     kargs k;
 
     CH_ASSERT(ws->max_slots >= f->max_slots && ws->max_nv >= f->max_nv && ws->n_feat >= nf &&
-              (f->classic_depth == 0 || ws->n_path >= classic_path_len(f->classic_depth)));
-    row_fill(ws->xf, x, nf);
-    for (size_t j = 0; j < nf; j++) {
-        ws->acc[j] = (v4d){0.0, 0.0, 0.0, 0.0};
-        phi[j] = 0.0;
+              (f->classic_depth == 0 || ws->n_path >= classic_path_len(f->classic_depth)) &&
+              R >= 1 && R <= ws->rows && (R & (R - 1)) == 0);
+    for (size_t r = 0; r < R; r++) {
+        const double *xr = x + r * nf;
+        for (size_t j = 0; j < nf; j++) {
+            float v = (float)xr[j];
+            int miss = v != v;
+            ws->xf[j * R + r] = miss ? -INFINITY : v;
+            ws->xf[(nf + j) * R + r] = miss ? INFINITY : v;
+            phi[r * (nf + 1) + j] = 0.0;
+        }
     }
+    memset(ws->acc, 0, nf * R * sizeof(v4d));
     memset(&k, 0, sizeof k);
     k.xf = ws->xf;
     k.pex = ws->pex;
     k.q = ws->q;
     k.acc = ws->acc;
     k.oe = ws->oe;
-    f->kernel(f, &k);
-    for (size_t ti = 0; f->n_classic > 0 && ti < f->n_trees; ti++)
-        if (f->trees[ti].classic)
-            classic_tree(f, ti, x, phi, ws->path, ws->n_path);
-    for (size_t j = 0; j < nf; j++) {
-        v4d a = ws->acc[j];
-        phi[j] += (a[0] + a[1]) + (a[2] + a[3]);
+    f->kernel[ROWS_LOG2(R)](f, &k);
+    for (size_t r = 0; r < R; r++) {
+        double *pr = phi + r * (nf + 1);
+        double md = 0;
+        float mf;
+        for (size_t ti = 0; f->n_classic > 0 && ti < f->n_trees; ti++)
+            if (f->trees[ti].classic)
+                classic_tree(f, ti, x + r * nf, pr, ws->path, ws->n_path);
+        for (size_t j = 0; j < nf; j++) {
+            const double *a = acc + (j * R + r) * 4;
+            pr[j] += (a[0] + a[1]) + (a[2] + a[3]);
+        }
+        mf = walk(f, ws->xf + r, R, x + r * nf, 0, &md);
+        pr[nf] = f->bias + ((double)mf - md);
+        margins[r] = (double)mf;
     }
-    mf = walk(f, ws->xf, x, 0, &md);
-    phi[nf] = f->bias + ((double)mf - md);
-    return (double)mf;
+}
+
+CH_API double ch_forest_shap(const ch_forest *f, const double *x, double *phi, ch_forest_ws *ws)
+{
+    double m;
+    shap_rows(f, x, 1, phi, &m, ws);
+    return m;
+}
+
+/*
+ * Rows go to the kernel f->batch_rows at a time, or as many as 'ws' holds
+ * (the remainder in smaller powers of two); every kernel of an instruction set gives a row the same
+ * bits, so how rows are grouped does not show in the results.
+ */
+CH_API void ch_forest_shap_batch(const ch_forest *f, const double *x, size_t n_rows, double *phi,
+                                 double *margins, ch_forest_ws *ws)
+{
+    size_t nf = f->n_features;
+    double m[ROWS_MAX];
+    size_t i = 0;
+    while (i < n_rows) {
+        size_t R = f->batch_rows < ws->rows ? f->batch_rows : ws->rows;
+        while (R > n_rows - i)
+            R /= 2;
+        shap_rows(f, x + i * nf, R, phi + i * (nf + 1), m, ws);
+        if (margins != NULL)
+            memcpy(margins + i, m, R * sizeof *m);
+        i += R;
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -2010,21 +2527,31 @@ ch_err ch__forest_shap_classic(const ch_forest *f, const double *x, double *phi,
     return CH_OK;
 }
 
+static const char *const isa_names[] = {"generic", "avx2", "avx512"};
+
 const char *ch__forest_kernel(const ch_forest *f)
 {
-    return f->use_avx2 ? "avx2" : "generic";
+    return isa_names[f->isa];
 }
 
 int ch__forest_set_kernel(ch_forest *f, const char *name)
 {
-    if (strcmp(name, "generic") == 0) {
-        f->use_avx2 = 0;
-    } else if (strcmp(name, "avx2") == 0 && cpu_has_avx2()) {
-        f->use_avx2 = 1;
-    } else {
-        return -1;
+    for (int isa = 0; isa < 3; isa++) {
+        if (strcmp(name, isa_names[isa]) == 0) {
+            if (isa > cpu_isa())
+                return -1;
+            pick_kernels(f, isa);
+            return 0;
+        }
     }
-    f->kernel = pick_kernel(f->use_avx2);
+    return -1;
+}
+
+int ch__forest_set_batch_rows(ch_forest *f, size_t rows)
+{
+    if (rows != 1 && rows != 2 && rows != 4 && rows != 8)
+        return -1;
+    f->batch_rows = rows;
     return 0;
 }
 
@@ -2038,5 +2565,6 @@ void ch__forest_get_stats(const ch_forest *f, ch__forest_stats *out)
     out->max_depth = f->max_depth;
     out->quad_points = (size_t)(4 * f->max_nv);
     out->model_bytes = f->n_pn * (sizeof(pnode) + sizeof(float)) + f->n_in * sizeof(inode) +
-                       f->n_tw * sizeof(tnode) + f->n_bn * sizeof(bnode);
+                       f->n_tw * sizeof(tnode) + f->n_bn * sizeof(bnode) + f->n_lk * sizeof(lkid) +
+                       f->n_rcp * sizeof(v4d);
 }

@@ -25,14 +25,20 @@ extern "C" {
 CH_NODISCARD ch_err ch__forest_shap_classic(const ch_forest *f, const double *x, double *phi,
                                             double *margin, ch_error *err);
 
-/* The SHAP kernel 'f' uses: "avx2" or "generic". */
+/* The SHAP kernels 'f' uses: "avx512", "avx2" or "generic". */
 const char *ch__forest_kernel(const ch_forest *f);
 
-/* Switches 'f' to kernel 'name' ("avx2" or "generic"), for tests that
- * compare the two. Returns -1 (and changes nothing) when the name is
+/* Switches 'f' to the kernels 'name' ("avx512", "avx2" or "generic"), for
+ * tests that compare them; this also resets the batch size to the
+ * kernels' default. Returns -1 (and changes nothing) when the name is
  * unknown or the CPU lacks the instructions. Not thread-safe: call before
  * sharing 'f'. */
 int ch__forest_set_kernel(ch_forest *f, const char *name);
+
+/* Sets how many rows ch_forest_shap_batch() gives the kernel at once: 1,
+ * 2, 4 or 8 (each row's results are the same whatever the size). Returns -1
+ * for another value. Not thread-safe: call before sharing 'f'. */
+int ch__forest_set_batch_rows(ch_forest *f, size_t rows);
 
 /* Layout statistics, for the benchmark's report. */
 typedef struct ch__forest_stats {

@@ -772,6 +772,70 @@ static void same_explanation(const ch_explanation *a, const ch_explanation *b)
     }
 }
 
+/* Records ch_explain_records() gets at once below: not a multiple of
+ * CH_EXPLAIN_BATCH, so the last batch is partial. */
+#define N_BATCHED (2 * CH_EXPLAIN_BATCH + 5)
+
+/*
+ * ch_explain_records() against ch_explain_record() one record at a time:
+ * the same explanations to the bit (boosted trees go through the batch
+ * TreeSHAP kernels), and probabilities equal to batch scoring's
+ * (ch_bundle_score_frame), which `churn score --explain` relies on to
+ * score each row once.
+ */
+static void batches_match(const char *family, const char *grid)
+{
+    fx f;
+    ch_value *v;
+    ch_explanation *one = ch_malloc(sizeof *one);
+    ch_explanation *many = ch_malloc_array(N_BATCHED, sizeof *many);
+    double prob[N_BATCHED];
+    ch_error err = {0};
+    setup(&f, family, grid, 1000);
+    v = ch_malloc_array(N_BATCHED * f.n_cols, sizeof *v);
+    ASSERT(v != NULL && one != NULL && many != NULL);
+    for (int by_value = 0; by_value < 2; by_value++) {
+        for (size_t i = 0; i < N_BATCHED; i++)
+            record(&f, 100 + i, v + i * f.n_cols);
+        ch_explain_records(f.e, v, N_BATCHED, 4, 3, by_value, many, f.ws);
+        for (size_t i = 0; i < N_BATCHED; i++) {
+            ch_explain_record(f.e, v + i * f.n_cols, 4, 3, by_value, one, f.ws);
+            same_explanation(one, &many[i]);
+        }
+    }
+    {
+        size_t rows[N_BATCHED];
+        for (size_t i = 0; i < N_BATCHED; i++)
+            rows[i] = 100 + i;
+        ASSERT_OK(ch_bundle_score_frame(f.b, f.frame, rows, N_BATCHED, prob, NULL, &err));
+        for (size_t i = 0; i < N_BATCHED; i++)
+            if (prob[i] != many[i].probability)
+                FAIL("%s: row %zu: explained probability %.17g, scored %.17g", family, i,
+                     many[i].probability, prob[i]);
+    }
+    /* No records: nothing happens. */
+    ch_explain_records(f.e, v, 0, 4, 3, 0, many, f.ws);
+    ch_free(v);
+    ch_free(many);
+    ch_free(one);
+    teardown(&f);
+}
+
+TEST(batches_match_one_by_one_logreg)
+{
+    batches_match("logreg", LOGREG);
+}
+
+TEST(batches_match_one_by_one_mlp)
+{
+    batches_match("mlp", MLP2);
+}
+
+TEST(batches_match_one_by_one_xgboost)
+{
+    batches_match("xgboost", XGB);
+}
+
 static void allocation_free(const char *family, const char *grid)
 {
     fx f;
@@ -788,6 +852,7 @@ static void allocation_free(const char *family, const char *grid)
         ch_alloc_fail_after(1); /* every allocation from here on fails */
         ch_explain_record(f.e, v, CH_EXPLAIN_MAX_K, CH_EXPLAIN_MAX_K, (int)(i % 2), b, f.ws);
         ch_explain_contributions(f.e, v, phi, f.ws);
+        ch_explain_records(f.e, v, 1, CH_EXPLAIN_MAX_K, CH_EXPLAIN_MAX_K, (int)(i % 2), b, f.ws);
         ASSERT_INT_EQ(ch_alloc_count(), 0);
         ch_alloc_fail_after(0);
         same_explanation(a, b);
@@ -973,8 +1038,9 @@ TEST_MAIN(T(logreg_matches_linear_formula), T(logreg_reasons_roll_up_and_read_we
           T(mlp_relu_ig_is_exact), T(mlp_two_layers_ig_within_tolerance),
           T(mlp_two_relu_layers_ig_is_exact), T(mlp_reasons_and_actions),
           T(xgboost_shap_sums_to_margin), T(xgboost_reasons_and_actions),
-          T(explaining_allocates_nothing_logreg), T(explaining_allocates_nothing_mlp),
-          T(explaining_allocates_nothing_xgboost), T(threads_with_own_workspaces_agree_mlp),
-          T(threads_with_own_workspaces_agree_xgboost), T(constructors_fail_cleanly_logreg),
-          T(constructors_fail_cleanly_mlp), T(constructors_fail_cleanly_xgboost),
-          T(unusual_records))
+          T(batches_match_one_by_one_logreg), T(batches_match_one_by_one_mlp),
+          T(batches_match_one_by_one_xgboost), T(explaining_allocates_nothing_logreg),
+          T(explaining_allocates_nothing_mlp), T(explaining_allocates_nothing_xgboost),
+          T(threads_with_own_workspaces_agree_mlp), T(threads_with_own_workspaces_agree_xgboost),
+          T(constructors_fail_cleanly_logreg), T(constructors_fail_cleanly_mlp),
+          T(constructors_fail_cleanly_xgboost), T(unusual_records))

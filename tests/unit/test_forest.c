@@ -13,8 +13,10 @@
  *     1e-5 (XGBoost computes them in float);
  *   - contributions sum to the margin within 1e-6;
  *   - the fast kernel agrees with the classic TreeSHAP reference
- *     (forest_int.h) within 1e-9, and so do the AVX2 (FMA) and generic
- *     kernels with each other;
+ *     (forest_int.h) within 1e-9, and so do the kernel sets the CPU runs
+ *     (generic, AVX2 with FMA, AVX-512) with each other;
+ *   - ch_forest_shap_batch() gives every row the same bits as
+ *     ch_forest_shap(), with every kernel set and batch size;
  *   - batch prediction on 1..3 threads equals single-row prediction.
  * Depths 2, 4, 6, 8 and 10; 10, 100 and 500 trees; hist and exact tree
  * methods; base_score 0.5 and others. Random hand-written models reach
@@ -330,9 +332,70 @@ static ch_forest *load_forest(const ch_json *model, size_t p)
 #define TOL_SUM         1e-6 /* sum of contributions against the margin */
 #define TOL_CLASSIC     1e-9 /* fast kernel against the double classic reference */
 
+/* Rows check_batch() explains: an odd count, so that a batch of 8 leaves
+ * remainders of 4, 2 and 1. */
+#define N_BATCH_CHECK 63
+
+static const char *const kernel_names[] = {"generic", "avx2", "avx512"};
+
+/*
+ * ch_forest_shap_batch() against ch_forest_shap() on the first 'n' rows of
+ * 'x' (at most N_BATCH_CHECK), with every kernel set the CPU runs and
+ * every batch size: each row's contributions and margin must be the same
+ * to the bit (every kernel of a set computes a lane the same way; see
+ * SHAP_KERNEL in forest.c). Restores the forest's kernel set.
+ */
+static void check_batch(ch_forest *f, const double *x, size_t n, size_t p, const char *what)
+{
+    static const size_t sizes[] = {1, 2, 4, 8};
+    char kernel[16];
+    double *one = ch_malloc_array(N_BATCH_CHECK * (p + 1), sizeof *one);
+    double *bat = ch_malloc_array(N_BATCH_CHECK * (p + 1), sizeof *bat);
+    double m1[N_BATCH_CHECK];
+    double mb[N_BATCH_CHECK];
+    ch_forest_ws *ws = NULL;
+    ch_error err = {0};
+
+    ASSERT(one != NULL && bat != NULL);
+    snprintf(kernel, sizeof kernel, "%s", ch__forest_kernel(f));
+    n = n < N_BATCH_CHECK ? n : N_BATCH_CHECK;
+    ASSERT_OK(ch_forest_ws_new(f, &ws, &err));
+    for (size_t k = 0; k < 3; k++) {
+        if (ch__forest_set_kernel(f, kernel_names[k]) != 0)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            m1[i] = ch_forest_shap(f, x + i * p, one + i * (p + 1), ws);
+        for (size_t b = 0; b < 4; b++) {
+            ASSERT(ch__forest_set_batch_rows(f, sizes[b]) == 0);
+            ch_forest_shap_batch(f, x, n, bat, mb, ws);
+            for (size_t i = 0; i < n; i++) {
+                if (mb[i] != m1[i])
+                    FAIL("%s: %s kernel, batches of %zu: row %zu: margin %.17g, alone %.17g", what,
+                         kernel_names[k], sizes[b], i, mb[i], m1[i]);
+                for (size_t j = 0; j <= p; j++)
+                    if (bat[i * (p + 1) + j] != one[i * (p + 1) + j])
+                        FAIL("%s: %s kernel, batches of %zu: row %zu, %zu: %.17g, alone %.17g",
+                             what, kernel_names[k], sizes[b], i, j, bat[i * (p + 1) + j],
+                             one[i * (p + 1) + j]);
+            }
+        }
+        /* Margins may be left out. */
+        ch_forest_shap_batch(f, x, n, bat, NULL, ws);
+        ASSERT(memcmp(bat, one, n * (p + 1) * sizeof *bat) == 0);
+    }
+    ch_forest_shap_batch(f, x, 0, NULL, NULL, ws); /* nothing to do */
+    ASSERT(ch__forest_set_batch_rows(f, 3) == -1);
+    ASSERT(ch__forest_set_kernel(f, "sse9") == -1);
+    ASSERT(ch__forest_set_kernel(f, kernel) == 0);
+    ch_forest_ws_free(ws);
+    ch_free(bat);
+    ch_free(one);
+}
+
 /*
  * Checks forest 'f' against booster 'b' on the 'n' rows of 'x': margins
- * of all rows, batch prediction, and contributions of the first 'n_shap'.
+ * of all rows, batch prediction, and contributions of the first 'n_shap',
+ * one row at a time with every kernel set the CPU runs and in batches.
  */
 static void check_against(BoosterHandle b, ch_forest *f, const double *x, size_t n, size_t p,
                           size_t n_shap, const char *what)
@@ -348,8 +411,7 @@ static void check_against(BoosterHandle b, ch_forest *f, const double *x, size_t
     double worst_xgb = 0;
     double worst_sum = 0;
     double worst_classic = 0;
-    int other_kernel;
-    const char *kernel = ch__forest_kernel(f);
+    char kernel[16];
 
     ASSERT(bm != NULL && phi != NULL && phc != NULL && phg != NULL);
     ASSERT_INT_EQ(ch_forest_n_features(f), p);
@@ -365,7 +427,7 @@ static void check_against(BoosterHandle b, ch_forest *f, const double *x, size_t
                 FAIL("%s: row %zu: batch (%d threads) %.9g, single %.9g", what, i, t, bm[i], xm[i]);
     }
     ASSERT_OK(ch_forest_ws_new(f, &ws, &err));
-    other_kernel = strcmp(kernel, "avx2") == 0 ? 1 : 0;
+    snprintf(kernel, sizeof kernel, "%s", ch__forest_kernel(f));
     for (size_t i = 0; i < n_shap; i++) {
         const double *row = x + i * p;
         double sum = 0;
@@ -391,16 +453,20 @@ static void check_against(BoosterHandle b, ch_forest *f, const double *x, size_t
         if (!(fabs(sum - m) <= TOL_SUM))
             FAIL("%s: row %zu: contributions sum to %.17g, margin %.17g", what, i, sum, m);
         worst_sum = fabs(sum - m) > worst_sum ? fabs(sum - m) : worst_sum;
-        if (other_kernel && i < 50) {
-            ASSERT(ch__forest_set_kernel(f, "generic") == 0);
+        /* The other kernel sets (the instruction sets differ in FMA use). */
+        for (size_t k = 0; k < 3 && i < 50; k++) {
+            if (strcmp(kernel_names[k], kernel) == 0 ||
+                ch__forest_set_kernel(f, kernel_names[k]) != 0)
+                continue;
             ASSERT(ch_forest_shap(f, row, phg, ws) == m);
-            ASSERT(ch__forest_set_kernel(f, "avx2") == 0);
+            ASSERT(ch__forest_set_kernel(f, kernel) == 0);
             for (size_t j = 0; j <= p; j++)
                 if (!(fabs(phg[j] - phi[j]) <= TOL_CLASSIC))
-                    FAIL("%s: row %zu, %zu: generic kernel %.17g, avx2 %.17g", what, i, j, phg[j],
-                         phi[j]);
+                    FAIL("%s: row %zu, %zu: %s kernel %.17g, %s %.17g", what, i, j, kernel_names[k],
+                         phg[j], kernel, phi[j]);
         }
     }
+    check_batch(f, x, n_shap, p, what);
     {
         ch__forest_stats st;
         ch__forest_get_stats(f, &st);
@@ -934,6 +1000,7 @@ TEST(zero_cover_leaf_root_unreachable)
         }
         ASSERT_NEAR(phi[0] + phi[1] + phi[2], m, TOL_SUM);
     }
+    check_batch(f, x, N_ROWS, 2, "zero cover, a classic tree"); /* classic rows in batches */
     ch_free(xm);
     XGBoosterFree(bh);
     ch_forest_ws_free(ws);
