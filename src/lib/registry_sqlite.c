@@ -2206,20 +2206,26 @@ static void user_fields(obj *o)
     o_text(o, "updated", 4);
 }
 
-static ch_err users_body(sq *s, void *vc, ch_error *err)
+/* Appends every row of 'sql' (no parameters) as a JSON array of objects
+ * made by 'fields'. */
+static ch_err list_all(sq *s, list_ctx *c, const char *sql, void (*fields)(obj *), const char *what,
+                       ch_error *err)
 {
-    list_ctx *c = vc;
     sqlite3_stmt *st = NULL;
-    const char *what = "listing users";
-    ch_err rc = prep(s, &st, what, err,
-                     "SELECT name, role, disabled, created, updated FROM users ORDER BY name", "");
+    ch_err rc = prep(s, &st, what, err, sql, "");
     if (rc != CH_OK)
         return rc;
     ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, user_fields, what, err);
+    rc = rows(s, st, c->b, fields, what, err);
     ch_buf_putc(c->b, ']');
     sqlite3_finalize(st);
     return rc;
+}
+
+static ch_err users_body(sq *s, void *vc, ch_error *err)
+{
+    return list_all(s, vc, "SELECT name, role, disabled, created, updated FROM users ORDER BY name",
+                    user_fields, "listing users", err);
 }
 
 static ch_err sq_users_json(void *be, ch_buf *b, ch_error *err)
@@ -2410,20 +2416,10 @@ static void key_fields(obj *o)
 
 static ch_err keys_body(sq *s, void *vc, ch_error *err)
 {
-    list_ctx *c = vc;
-    sqlite3_stmt *st = NULL;
-    const char *what = "listing API keys";
-    ch_err rc = prep(s, &st, what, err,
-                     "SELECT id, label, role, created, created_by, last_used, "
-                     "revoked_at IS NOT NULL, revoked_at FROM api_keys ORDER BY created, id",
-                     "");
-    if (rc != CH_OK)
-        return rc;
-    ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, key_fields, what, err);
-    ch_buf_putc(c->b, ']');
-    sqlite3_finalize(st);
-    return rc;
+    return list_all(s, vc,
+                    "SELECT id, label, role, created, created_by, last_used, "
+                    "revoked_at IS NOT NULL, revoked_at FROM api_keys ORDER BY created, rowid",
+                    key_fields, "listing API keys", err);
 }
 
 static ch_err sq_keys_json(void *be, ch_buf *b, ch_error *err)
