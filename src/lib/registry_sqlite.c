@@ -1749,6 +1749,18 @@ static ch_err rows(sq *s, sqlite3_stmt *st, ch_buf *b, void (*fields)(obj *), co
     return rc;
 }
 
+/* Writes the rows of 'st' as one JSON array and finalizes 'st'. */
+static ch_err array_rows(sq *s, sqlite3_stmt *st, ch_buf *b, void (*fields)(obj *),
+                         const char *what, ch_error *err)
+{
+    ch_err rc;
+    ch_buf_putc(b, '[');
+    rc = rows(s, st, b, fields, what, err);
+    ch_buf_putc(b, ']');
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static ch_err runs_body(sq *s, void *vc, ch_error *err)
 {
     list_ctx *c = vc;
@@ -1758,11 +1770,7 @@ static ch_err runs_body(sq *s, void *vc, ch_error *err)
                      "i", c->limit);
     if (rc != CH_OK)
         return rc;
-    ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, run_fields, what, err);
-    ch_buf_putc(c->b, ']');
-    sqlite3_finalize(st);
-    return rc;
+    return array_rows(s, st, c->b, run_fields, what, err);
 }
 
 static ch_err sq_runs_json(void *be, size_t limit, ch_buf *b, ch_error *err)
@@ -2001,11 +2009,7 @@ static ch_err audit_body(sq *s, void *vc, ch_error *err)
                      "i", c->limit);
     if (rc != CH_OK)
         return rc;
-    ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, audit_fields, what, err);
-    ch_buf_putc(c->b, ']');
-    sqlite3_finalize(st);
-    return rc;
+    return array_rows(s, st, c->b, audit_fields, what, err);
 }
 
 static ch_err sq_audit_json(void *be, size_t limit, ch_buf *b, ch_error *err)
@@ -2215,11 +2219,7 @@ static ch_err list_all(sq *s, list_ctx *c, const char *sql, void (*fields)(obj *
     ch_err rc = prep(s, &st, what, err, sql, "");
     if (rc != CH_OK)
         return rc;
-    ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, fields, what, err);
-    ch_buf_putc(c->b, ']');
-    sqlite3_finalize(st);
-    return rc;
+    return array_rows(s, st, c->b, fields, what, err);
 }
 
 static ch_err users_body(sq *s, void *vc, ch_error *err)
@@ -2648,11 +2648,7 @@ static ch_err feedback_body(sq *s, void *vc, ch_error *err)
                      "i", c->limit);
     if (rc != CH_OK)
         return rc;
-    ch_buf_putc(c->b, '[');
-    rc = rows(s, st, c->b, feedback_fields, what, err);
-    ch_buf_putc(c->b, ']');
-    sqlite3_finalize(st);
-    return rc;
+    return array_rows(s, st, c->b, feedback_fields, what, err);
 }
 
 static ch_err sq_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
