@@ -158,20 +158,40 @@ CH_API ch_value_status ch_schema_parse_value(const ch_schema_col *c, const char 
 /* Options for ch_schema_infer(). */
 typedef struct ch_schema_infer_opts {
     const char *target;    /* target column name, or NULL to guess by name */
-    size_t max_categories; /* more distinct text values than this: an id column (default 50) */
+    const char *positive;  /* the target value that means churned, or NULL to read yes/no
+                              tokens (or guess from two values by their wording) */
+    const char *name;      /* the schema's name (default "inferred") */
+    size_t max_categories; /* a text column with more distinct values keeps this many, the most
+                              frequent, as categories and reads the rest as "other" (default
+                              100, at least 2) */
     uint64_t max_rows;     /* rows to read, 0 for all (default 0) */
+    ch_buf *notes;         /* when not NULL, one line "column: what was chosen and why" is
+                              appended for every choice a person should review (the id, a
+                              left-out column, few-valued numbers, top-N categories, PII) */
 } ch_schema_infer_opts;
 
 CH_API void ch_schema_infer_opts_default(ch_schema_infer_opts *o);
 
 /* Reads the CSV at 'path' and guesses a starter schema: kinds, categories,
- * ranges (widened to round numbers), missing tokens, target (by name when
- * not given: churn, target, label, exited, attrition, ... ). Errors:
- * CH_EIO, CH_EFORMAT (unreadable CSV, an empty or duplicate header name,
- * a second identifier-like column), CH_EDATA (empty file), CH_ENOTFOUND
- * (no target found or the given one absent), CH_ENOMEM. */
+ * ranges (widened to round numbers), missing tokens, the target (by name
+ * when not given: churn, target, label, exited, attrition, ...) with its
+ * label mapping, and the id: a column is the id only when its values are
+ * unique on every row read (texts before whole numbers, then an id-like
+ * name, break ties); other such columns are left out of the schema, which
+ * then ignores extra columns. The rules are in docs/schema.md. Errors:
+ * CH_EIO, CH_EFORMAT (unreadable CSV, an empty or duplicate header name),
+ * CH_EDATA (empty file; a target without two usable values),
+ * CH_ENOTFOUND (no target found or the given one absent), CH_EINVAL
+ * (max_categories below 2), CH_ENOMEM. Memory grows with the distinct
+ * values of identifier-like columns (about 24 bytes each). */
 CH_API CH_NODISCARD ch_err ch_schema_infer(const char *path, const ch_schema_infer_opts *o,
                                            ch_schema **out, ch_error *err);
+
+/* The column that most likely holds each customer's monthly revenue, by
+ * name (MonthlyCharges, monthly_revenue, monthly_fee, ARPU, MRR, ...;
+ * numeric or integer columns only), or -1 when none does. Used by
+ * starter configurations for value-based thresholds. */
+CH_API long ch_schema_guess_revenue(const ch_schema *s);
 
 #ifdef __cplusplus
 }
