@@ -79,6 +79,20 @@ CH_API CH_NODISCARD ch_err ch_pipeline_spec_from_json(const ch_json *node, const
                                                       ch_pipeline_spec **out, ch_error *err);
 CH_API void ch_pipeline_spec_free(ch_pipeline_spec *spec);
 
+/* The declaration that fits any schema, used when a config has no
+ * "features" section (or says "auto"): no derived columns, one-hot with an
+ * "other" bucket for every categorical column, median imputation with
+ * missing indicators ("auto") for the others, no standardization (the
+ * families that need it turn it on), and every column marked pii left
+ * out. Errors: CH_ELIMIT (too many columns), CH_ENOMEM. Thread-safe. */
+CH_API CH_NODISCARD ch_err ch_pipeline_spec_auto(const ch_schema *schema, ch_pipeline_spec **out,
+                                                 ch_error *err);
+
+/* Writes the declaration of 'spec' as a "features" object that
+ * ch_pipeline_spec_from_json() reads back to the same spec (every
+ * encoder and exclusion spelt out). Returns the buffer's status. */
+CH_API ch_err ch_pipeline_spec_to_json(const ch_pipeline_spec *spec, ch_buf *b);
+
 /* A copy of 'spec' (free with ch_pipeline_spec_free). Errors: CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_pipeline_spec_clone(const ch_pipeline_spec *spec,
                                                   ch_pipeline_spec **out, ch_error *err);

@@ -700,6 +700,40 @@ ch_err ch_pipeline_spec_from_json(const ch_json *node, const ch_schema *s, ch_pi
     return CH_OK;
 }
 
+ch_err ch_pipeline_spec_auto(const ch_schema *s, ch_pipeline_spec **out, ch_error *err)
+{
+    ch_buf b;
+    ch_json *doc = NULL;
+    ch_err rc;
+    int first = 1;
+    ch_buf_init(&b, (size_t)16 << 20);
+    ch_buf_puts(&b, "{\"exclude\": [");
+    for (size_t j = 0; j < ch_schema_n_cols(s); j++) {
+        const ch_schema_col *c = ch_schema_col_ref(s, j);
+        if (!c->pii || c->kind == CH_KIND_ID || c->kind == CH_KIND_TARGET)
+            continue;
+        ch_buf_puts(&b, first ? "" : ", ");
+        ch_buf_json_str(&b, c->name, strlen(c->name));
+        first = 0;
+    }
+    ch_buf_puts(&b, "]}");
+    if ((rc = ch_buf_status(&b)) != CH_OK) {
+        ch_buf_reset(&b);
+        return ch_error_set(err, rc, "out of memory");
+    }
+    rc = ch_json_parse(b.data, b.len, &doc, err);
+    if (rc == CH_OK)
+        rc = ch_pipeline_spec_from_json(doc, s, out, err);
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    return rc;
+}
+
+ch_err ch_pipeline_spec_to_json(const ch_pipeline_spec *spec, ch_buf *b)
+{
+    return ch_buf_puts(b, spec->decl);
+}
+
 /* ---- evaluation --------------------------------------------------------- */
 
 /* Computes engineered column 'x' from the row state 'val'/'lvl'. */

@@ -782,6 +782,17 @@ static void utc_now(char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The schema column of 'o->revenue_column' when it names a numeric
+ * column of the frame, else -1 (no value threshold is computed). */
+static long revenue_col(const ch_schema *s, const ch_frame *f, const ch_train_opts *o)
+{
+    long j;
+    if (o->revenue_column == NULL || o->revenue_column[0] == '\0')
+        return -1;
+    j = ch_schema_find(s, o->revenue_column);
+    return j >= 0 && ch_frame_col_type(f, (size_t)j) == CH_COL_NUM ? j : -1;
+}
+
 static ch_err check_opts(const ch_schema *s, const ch_frame *f, const ch_train_opts *o,
                          ch_error *err)
 {
@@ -809,14 +820,14 @@ static ch_err check_opts(const ch_schema *s, const ch_frame *f, const ch_train_o
         return ch_error_set(err, CH_EINVAL, "train: threshold rule must be \"f1\" or \"value\"");
     if (ch_schema_target(s) < 0)
         return ch_error_set(err, CH_EINVAL, "train: the schema has no target column");
-    if (o->revenue_column != NULL && o->revenue_column[0] != '\0') {
-        long j = ch_schema_find(s, o->revenue_column);
-        if (j < 0 || ch_frame_col_type(f, (size_t)j) != CH_COL_NUM)
+    if (revenue_col(s, f, o) < 0 && strcmp(o->threshold_rule, "value") == 0) {
+        if (o->revenue_column == NULL || o->revenue_column[0] == '\0')
             return ch_error_set(err, CH_EINVAL,
-                                "train: revenue column \"%s\" is not a numeric schema column",
-                                o->revenue_column);
-    } else if (strcmp(o->threshold_rule, "value") == 0) {
-        return ch_error_set(err, CH_EINVAL, "train: the value threshold needs a revenue column");
+                                "train: the value threshold needs a revenue column");
+        return ch_error_set(err, CH_EINVAL,
+                            "train: the value threshold needs a revenue column, and \"%s\" is "
+                            "not a numeric schema column",
+                            o->revenue_column);
     }
     if (!(o->value.horizon_months > 0) || !(o->value.offer_cost >= 0) ||
         !(o->value.success_rate > 0 && o->value.success_rate <= 1))
@@ -824,6 +835,20 @@ static ch_err check_opts(const ch_schema *s, const ch_frame *f, const ch_train_o
                             "train: value settings need horizon > 0, cost >= 0, success rate in "
                             "(0, 1]");
     return CH_OK;
+}
+
+/* Why only the F1 threshold was computed, into 'msg'. */
+static void no_revenue_text(const ch_train_opts *o, char *msg, size_t cap)
+{
+    if (o->revenue_column == NULL || o->revenue_column[0] == '\0')
+        snprintf(msg, cap,
+                 "no revenue column is set (value.revenue_column): only the F1 threshold was "
+                 "computed");
+    else
+        snprintf(msg, cap,
+                 "the schema has no numeric column \"%.200s\" (value.revenue_column): only the "
+                 "F1 threshold was computed",
+                 o->revenue_column);
 }
 
 static void report_md(ch_train_result *res, run *R, size_t wf, double thr_f1, double thr_val,
@@ -849,10 +874,19 @@ static void report_md(ch_train_result *res, run *R, size_t wf, double thr_f1, do
     }
     ch_buf_printf(b, "\nWinner: **%s**, calibrated with %s on its out-of-fold margins.\n\n",
                   W->ops->name, ch_calib_method_name(R->o->calibration));
-    ch_buf_printf(b,
-                  "## Thresholds\n\n| rule | threshold |\n|---|---:|\n| F1-optimal | %.4f "
-                  "|\n| expected value | %.4f |\n| served (%s) | %.4f |\n\n",
-                  thr_f1, thr_val, R->o->threshold_rule, served);
+    ch_buf_printf(b, "## Thresholds\n\n| rule | threshold |\n|---|---:|\n| F1-optimal | %.4f |\n",
+                  thr_f1);
+    if (isnan(thr_val)) {
+        ch_buf_puts(b, "| expected value | not computed |\n");
+    } else {
+        ch_buf_printf(b, "| expected value | %.4f |\n", thr_val);
+    }
+    ch_buf_printf(b, "| served (%s) | %.4f |\n\n", R->o->threshold_rule, served);
+    if (isnan(thr_val)) {
+        char msg[320];
+        no_revenue_text(R->o, msg, sizeof msg);
+        ch_buf_printf(b, "Note: %s.\n\n", msg);
+    }
     if (ch_json_parse(test_json_text, strlen(test_json_text), &t, NULL) == CH_OK) {
         static const char *const keys[] = {"roc_auc",  "pr_auc",    "log_loss", "brier", "ece",
                                            "accuracy", "precision", "recall",   "f1",    NULL};
@@ -887,6 +921,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
     int need[2] = {0, 0};
     size_t wf = 0;
     double thr_f1 = 0.5, f1_at = 0, thr_val = NAN, val_at = 0, served;
+    long rev_j;
     double t0 = now_s();
     char started[32];
     char finished[32];
@@ -910,6 +945,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
     ch_buf_init(&value_json, 1 << 16);
     if ((rc = check_opts(schema, frame, o, err)) != CH_OK)
         goto done;
+    rev_j = revenue_col(schema, frame, o);
     R.y_all = ch_frame_num(frame, (size_t)ch_schema_target(schema));
 
     /* 1. Hold out the test rows. */
@@ -1025,9 +1061,8 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
             p_tr[i] = ch_calibrator_apply(cal, WC->oof[i]);
         if ((rc = ch_threshold_f1(y_tr, p_tr, NULL, R.n_train, &thr_f1, &f1_at, err)) != CH_OK)
             goto done;
-        if (o->revenue_column != NULL && o->revenue_column[0] != '\0') {
-            const double *r =
-                ch_frame_num(frame, (size_t)ch_schema_find(schema, o->revenue_column));
+        if (rev_j >= 0) {
+            const double *r = ch_frame_num(frame, (size_t)rev_j);
             for (size_t i = 0; i < R.n_train; i++)
                 rev[i] = isnan(r[R.train[i]]) ? 0.0 : r[R.train[i]];
             rc = ch_threshold_value(y_tr, p_tr, rev, R.n_train, &o->value, &thr_val, &val_at, err);
@@ -1117,7 +1152,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
         ch_buf_printf(&lineage, "\"seed\": %llu, \"started\": \"%s\", \"finished\": \"%s\"}",
                       (unsigned long long)o->seed, started, finished);
         ch_buf_puts(&value_json, "{\"revenue_column\": ");
-        if (o->revenue_column != NULL)
+        if (rev_j >= 0)
             ch_buf_json_str(&value_json, o->revenue_column, strlen(o->revenue_column));
         else
             ch_buf_puts(&value_json, "null");
@@ -1182,7 +1217,13 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
         ch_buf_json_num(b, thr_val);
         ch_buf_puts(b, ", \"served\": ");
         ch_buf_json_num(b, served);
-        ch_buf_printf(b, ", \"rule\": \"%s\"}, \"families\": [", o->threshold_rule);
+        ch_buf_printf(b, ", \"rule\": \"%s\"}, \"notes\": [", o->threshold_rule);
+        if (rev_j < 0) {
+            char msg[320];
+            no_revenue_text(o, msg, sizeof msg);
+            ch_buf_json_str(b, msg, strlen(msg));
+        }
+        ch_buf_puts(b, "], \"families\": [");
         for (size_t f = 0; f < R.n_fams; f++) {
             fam *F = &R.fams[f];
             ch_buf_printf(b, "%s{\"family\": \"%s\", \"best\": %zu, \"grid\": [", f ? ", " : "",

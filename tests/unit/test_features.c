@@ -2014,7 +2014,61 @@ TEST(telco_config_pipeline)
     free_all(p, f, s);
 }
 
-TEST_MAIN(T(fit_sees_training_rows_only), T(non_training_rows_do_not_change_the_fit),
+/* The declaration built from the schema alone: one-hot for every
+ * categorical column with its "other" bucket, numbers imputed with
+ * indicators where training rows miss them, no derived columns, pii
+ * columns left out; it writes out as JSON that reads back to itself. */
+TEST(auto_spec_from_the_schema)
+{
+    static const char schema_json[] =
+        "{'format': 'churn-schema', 'version': 1, 'name': 'any', 'columns': ["
+        " {'name': 'id', 'kind': 'id'},"
+        " {'name': 'color', 'kind': 'categorical', 'categories': ['red', 'green', 'blue']},"
+        " {'name': 'who', 'kind': 'categorical', 'categories': ['ann', 'bo'], 'pii': true},"
+        " {'name': 'a', 'kind': 'numeric', 'missing': ['', 'NA']},"
+        " {'name': 'n', 'kind': 'integer'},"
+        " {'name': 'y', 'kind': 'target'}]}";
+    char *text = q(schema_json);
+    ch_json *doc = NULL;
+    ch_schema *s = NULL;
+    ch_pipeline_spec *sp = NULL;
+    ch_pipeline_spec *back = NULL;
+    ch_pipeline *p;
+    ch_frame *f;
+    ch_error err = {0};
+    ch_buf b, b2;
+    static const char *const want[] = {"color=red", "color=green", "color=blue", "color=(other)",
+                                       "a",         "a:missing",   "n"};
+    ASSERT_OK(ch_json_parse(text, strlen(text), &doc, &err));
+    ASSERT_OK(ch_schema_from_json(doc, &s, &err));
+    ch_json_free(doc);
+    ch_free(text);
+    ASSERT_OK(ch_pipeline_spec_auto(s, &sp, &err));
+    f = ingest_text(s, "id,color,who,a,n,y\nr0,red,ann,1.5,3,no\nr1,blue,bo,NA,4,yes\n"
+                       "r2,green,ann,2,5,no\n");
+    ASSERT_OK(ch_pipeline_fit(sp, s, f, NULL, 3, &p, &err));
+    ASSERT_INT_EQ(ch_pipeline_n_features(p), 7);
+    for (size_t k = 0; k < 7; k++)
+        ASSERT_STR_EQ(ch_pipeline_feature_name(p, k), want[k]);
+    ch_buf_init(&b, 1 << 20);
+    ch_buf_init(&b2, 1 << 20);
+    ASSERT_OK(ch_pipeline_spec_to_json(sp, &b));
+    ASSERT_CONTAINS(b.data, "\"exclude\": [\"who\"]");
+    ASSERT_CONTAINS(b.data, "\"derived\": []");
+    ASSERT_OK(ch_json_parse(b.data, b.len, &doc, &err));
+    ASSERT_OK(ch_pipeline_spec_from_json(doc, s, &back, &err));
+    ASSERT_OK(ch_pipeline_spec_to_json(back, &b2));
+    ASSERT_STR_EQ(b.data, b2.data);
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    ch_buf_reset(&b2);
+    ch_pipeline_spec_free(back);
+    ch_pipeline_spec_free(sp);
+    free_all(p, f, s);
+}
+
+TEST_MAIN(T(auto_spec_from_the_schema), T(fit_sees_training_rows_only),
+          T(non_training_rows_do_not_change_the_fit),
           T(kept_unknown_level_seen_in_training_gets_a_feature),
           T(json_round_trip_is_bit_identical), T(json_round_trip_small_schema_every_transform),
           T(json_records_the_standardize_override), T(record_transform_equals_frame_transform),

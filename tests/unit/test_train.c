@@ -473,7 +473,42 @@ TEST(value_threshold_is_served_when_asked)
     teardown(&fx);
 }
 
+/* Without a revenue column training still works: only the F1 threshold
+ * is computed, and the result and report say so. A value threshold asked
+ * for without one is refused. */
+TEST(no_revenue_column_f1_only)
+{
+    fixture fx;
+    ch_train_opts o;
+    ch_train_result *r;
+    ch_json *j = NULL;
+    setup(&fx, sim_csv(1500, 9));
+    opts(&fx, &o, "logreg");
+    o.revenue_column = "Balance"; /* not in the Telco schema */
+    r = train(&fx, &o);
+    ASSERT_OK(ch_json_parse(ch_train_result_json(r), strlen(ch_train_result_json(r)), &j, NULL));
+    ASSERT(ch_json_typeof(ch_json_get(ch_json_get(j, "thresholds"), "value")) == CH_JSON_NULL);
+    ASSERT_INT_EQ(ch_json_len(ch_json_get(j, "notes")), 1);
+    ASSERT_CONTAINS(ch_json_str(ch_json_at(ch_json_get(j, "notes"), 0), NULL),
+                    "no numeric column \"Balance\"");
+    ASSERT_CONTAINS(ch_train_result_report(r), "only the F1 threshold was computed");
+    ASSERT_CONTAINS(ch_train_result_report(r), "| expected value | not computed |");
+    ASSERT_CONTAINS(ch_train_result_bundle(r, NULL), "\"revenue_column\": null");
+    ch_json_free(j);
+    ch_train_result_free(r);
+    {
+        ch_train_result *bad = NULL;
+        ch_error err = {0};
+        o.threshold_rule = "value";
+        ASSERT_ERR(ch_train_run(fx.schema, fx.frame, fx.spec, &o, NULL, &bad, &err), CH_EINVAL);
+        ASSERT_CONTAINS(err.msg, "the value threshold needs a revenue column");
+        o.revenue_column = NULL;
+        ASSERT_ERR(ch_train_run(fx.schema, fx.frame, fx.spec, &o, NULL, &bad, &err), CH_EINVAL);
+    }
+    teardown(&fx);
+}
+
 TEST_MAIN(T(all_families_train_and_report), T(same_seed_same_bundle),
           T(test_rows_never_touch_the_fit), T(bundle_round_trip_and_checks),
           T(bundle_unknown_major_version), T(bundle_booster_matches_python_xgboost), T(bad_options),
-          T(value_threshold_is_served_when_asked))
+          T(value_threshold_is_served_when_asked), T(no_revenue_column_f1_only))
