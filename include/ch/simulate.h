@@ -40,6 +40,17 @@ typedef enum ch_sim_drift {
     CH_SIM_DRIFT_CONCEPT = 4      /* same features; the contract's effect on churn halved */
 } ch_sim_drift;
 
+/* Column layout of the file. The Telco layout is the documented
+ * generative model below; the others mimic two other public churn files
+ * (docs/simulate.md) so that the path from an unfamiliar CSV to a served
+ * model can be tested on data the project makes itself. Drift scenarios
+ * apply to the Telco layout only. */
+typedef enum ch_sim_layout {
+    CH_SIM_LAYOUT_TELCO = 0, /* the IBM Telco columns (customerID ... Churn Yes/No) */
+    CH_SIM_LAYOUT_BANK = 1,  /* a bank: RowNumber, CustomerId, Surname, ..., Exited 0/1 */
+    CH_SIM_LAYOUT_PLANS = 2  /* telecom plans and usage: State first, no id, Churn True/False */
+} ch_sim_layout;
+
 /* Called with successive chunks of CSV text (about 1 MiB each, the last
  * one shorter; 'data' is borrowed for the call); return 0 to go on,
  * non-zero to stop (the run then fails with CH_EIO). */
@@ -50,12 +61,14 @@ typedef int (*ch_sim_write_fn)(void *ctx, const char *data, size_t len);
 typedef void (*ch_sim_progress_fn)(void *ctx, uint64_t rows_done, uint64_t rows_total);
 
 typedef struct ch_sim_opts {
-    uint64_t n_rows;    /* customers to write (default 10000) */
-    uint64_t seed;      /* random seed (default 42) */
-    ch_sim_drift drift; /* scenario (default CH_SIM_DRIFT_NONE) */
-    int crlf;           /* 1: CRLF line endings like the Telco file (default 0) */
-    uint64_t id_offset; /* first customer number, so batches do not collide (default 0);
-                           id_offset + n_rows may not exceed 10^4 * 26^5 distinct ids */
+    uint64_t n_rows;      /* customers to write (default 10000) */
+    uint64_t seed;        /* random seed (default 42) */
+    ch_sim_drift drift;   /* scenario (default CH_SIM_DRIFT_NONE) */
+    int crlf;             /* 1: CRLF line endings like the Telco file (default 0) */
+    uint64_t id_offset;   /* first customer number, so batches do not collide (default 0);
+                             id_offset + n_rows may not exceed 10^4 * 26^5 distinct ids (10^7
+                             for the bank layout) */
+    ch_sim_layout layout; /* columns to write (default CH_SIM_LAYOUT_TELCO) */
 } ch_sim_opts;
 
 /* Fills 'o' with the defaults above. Never fails. */
@@ -68,6 +81,10 @@ CH_API void ch_sim_opts_default(ch_sim_opts *o);
  * name and leaves '*out' alone. Both are thread-safe. */
 CH_API const char *ch_sim_drift_name(ch_sim_drift d);
 CH_API int ch_sim_drift_parse(const char *name, ch_sim_drift *out);
+
+/* Layout name <-> value: "telco", "bank", "plans"; as the drift pair. */
+CH_API const char *ch_sim_layout_name(ch_sim_layout l);
+CH_API int ch_sim_layout_parse(const char *name, ch_sim_layout *out);
 
 /* Checks 'o' without writing anything: the same checks ch_sim_write()
  * makes first, so a caller can refuse bad options before creating an

@@ -25,12 +25,12 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: churn simulate [--rows N] [--seed S] [--drift SCENARIO] [--crlf]\n"
-        "                      [--id-offset K] -o OUT.csv\n"
+        "usage: churn simulate [--rows N] [--seed S] [--drift SCENARIO] [--layout L]\n"
+        "                      [--crlf] [--id-offset K] -o OUT.csv\n"
         "\n"
         "Write N synthetic customers in the layout of the Telco churn CSV, drawn from\n"
-        "the generative model in docs/simulate.md. The same options always give the\n"
-        "same bytes.\n"
+        "the generative model in docs/simulate.md (or in another layout). The same\n"
+        "options always give the same bytes.\n"
         "\n"
         "Options:\n"
         "  -o, --output PATH   where to write the CSV; '-' for standard output (required)\n"
@@ -44,6 +44,13 @@ static void usage(FILE *f)
         "                        new-payment  about 20%% pay by a new method, \"Digital wallet\"\n"
         "                        concept      same customers, but the contract's effect on\n"
         "                                     churn is halved\n"
+        "  --layout L          columns to write (default telco):\n"
+        "                        telco        the IBM Telco churn columns\n"
+        "                        bank         a bank: RowNumber, CustomerId, Surname, ...,\n"
+        "                                     Exited (0/1); at most 10^7 customers\n"
+        "                        plans        telecom plans and usage: State first, no id\n"
+        "                                     column, Churn (True/False)\n"
+        "                      drift scenarios apply to the telco layout only\n"
         "  --crlf              end lines with CRLF, as the original Telco file does\n"
         "                      (default LF)\n"
         "  --id-offset K       first customer number (default 0); batches written with\n"
@@ -162,8 +169,10 @@ static int run(const ch_sim_opts *o, const char *path)
             remove(path);
         return cli_fail(CMD, rc, &err);
     }
-    fprintf(stderr, "churn simulate: wrote %llu rows (%s), %llu bytes in %.2f s to %s\n",
-            (unsigned long long)o->n_rows, ch_sim_drift_name(o->drift),
+    fprintf(stderr, "churn simulate: wrote %llu rows (%s%s%s), %llu bytes in %.2f s to %s\n",
+            (unsigned long long)o->n_rows,
+            o->layout != CH_SIM_LAYOUT_TELCO ? ch_sim_layout_name(o->layout) : "",
+            o->layout != CH_SIM_LAYOUT_TELCO ? " layout, drift " : "", ch_sim_drift_name(o->drift),
             (unsigned long long)oc.bytes, now_s() - t0, shown);
     return CLI_OK;
 }
@@ -218,6 +227,12 @@ int cmd_simulate(int argc, char **argv)
                                        "unknown drift scenario '%s' (none, price, fiber, "
                                        "new-payment, concept)",
                                        v);
+            continue;
+        }
+        v = opt_value(argc, argv, &i, "--layout", &missing);
+        if (v != NULL) {
+            if (ch_sim_layout_parse(v, &o.layout) != 0)
+                return cli_usage_error(CMD, "unknown layout '%s' (telco, bank, plans)", v);
             continue;
         }
         v = opt_value(argc, argv, &i, "--output", &missing);

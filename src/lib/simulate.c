@@ -45,6 +45,7 @@
 
 #include "ch/alloc.h"
 #include "ch/buf.h"
+#include "simulate_int.h"
 
 /* ------------------------------------------------------------------ */
 /* The model. Every constant is documented in docs/simulate.md.         */
@@ -206,45 +207,13 @@ static const char header[] =
 /* Random numbers: splitmix64, seeded per customer.                    */
 /* ------------------------------------------------------------------ */
 
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rng_next(rng *r)
-{
-    r->s += 0x9E3779B97F4A7C15ull;
-    return mix64(r->s);
-}
-
-/* Uniform in [0, 1) with 53 random bits. */
-static double rng_unit(rng *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-#define TWO_PI 6.283185307179586
-
-/* Two independent N(0, 1) draws (Box-Muller). */
-static void rng_gauss2(rng *r, double *a, double *b)
-{
-    double u1 = 1.0 - rng_unit(r); /* (0, 1]: log() stays finite */
-    double u2 = rng_unit(r);
-    double rad = sqrt(-2.0 * log(u1));
-    *a = rad * cos(TWO_PI * u2);
-    *b = rad * sin(TWO_PI * u2);
-}
-
-static double sigmoid(double x)
-{
-    return 1.0 / (1.0 + exp(-x));
-}
+/* Short local names for the shared generator (simulate_int.h). */
+typedef ch__sim_rng rng;
+#define mix64      ch__sim_mix64
+#define rng_next   ch__sim_next
+#define rng_unit   ch__sim_unit
+#define rng_gauss2 ch__sim_gauss2
+#define sigmoid    ch__sim_sigmoid
 
 static double logit(double p)
 {
@@ -466,27 +435,12 @@ static char *put(char *p, str s)
     return p;
 }
 
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
+#define put_uint ch__sim_put_uint
 
 /* Writes 'cents' (>= 0) as dollars with exactly two decimals and a comma. */
 static char *put_cents(char *p, int64_t cents)
 {
-    uint64_t v = cents < 0 ? 0 : (uint64_t)cents;
-    p = put_uint(p, v / 100);
-    *p++ = '.';
-    *p++ = (char)('0' + v / 10 % 10);
-    *p++ = (char)('0' + v % 10);
+    p = ch__sim_put_cents(p, cents);
     *p++ = ',';
     return p;
 }
@@ -563,6 +517,33 @@ void ch_sim_opts_default(ch_sim_opts *o)
     o->drift = CH_SIM_DRIFT_NONE;
     o->crlf = 0;
     o->id_offset = 0;
+    o->layout = CH_SIM_LAYOUT_TELCO;
+}
+
+static const char *const layout_names[] = {"telco", "bank", "plans"};
+#define N_LAYOUTS ((int)(sizeof layout_names / sizeof layout_names[0]))
+
+const char *ch_sim_layout_name(ch_sim_layout l)
+{
+    return (int)l < 0 || (int)l >= N_LAYOUTS ? "unknown" : layout_names[l];
+}
+
+int ch_sim_layout_parse(const char *name, ch_sim_layout *out)
+{
+    for (int i = 0; name != NULL && i < N_LAYOUTS; i++)
+        if (strcmp(name, layout_names[i]) == 0) {
+            *out = (ch_sim_layout)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* The row writer of a layout other than Telco's, or NULL for Telco. */
+static const ch__sim_layout *other_layout(const ch_sim_opts *o)
+{
+    return o->layout == CH_SIM_LAYOUT_BANK    ? &ch__sim_bank
+           : o->layout == CH_SIM_LAYOUT_PLANS ? &ch__sim_plans
+                                              : NULL;
 }
 
 static const char *const drift_names[] = {"none", "price", "fiber", "new-payment", "concept"};
@@ -597,11 +578,19 @@ ch_err ch_sim_opts_check(const ch_sim_opts *o, ch_error *err)
         return ch_error_set(err, CH_EINVAL, "unknown drift scenario %d", (int)o->drift);
     if (o->crlf != 0 && o->crlf != 1)
         return ch_error_set(err, CH_EINVAL, "crlf must be 0 or 1, not %d", o->crlf);
-    if (o->id_offset > ID_SPACE || o->n_rows > ID_SPACE - o->id_offset)
-        return ch_error_set(err, CH_EINVAL,
-                            "id_offset %llu + n_rows %llu exceeds the %llu distinct customer ids",
-                            (unsigned long long)o->id_offset, (unsigned long long)o->n_rows,
-                            (unsigned long long)ID_SPACE);
+    if ((int)o->layout < 0 || (int)o->layout >= N_LAYOUTS)
+        return ch_error_set(err, CH_EINVAL, "unknown layout %d", (int)o->layout);
+    if (o->layout != CH_SIM_LAYOUT_TELCO && o->drift != CH_SIM_DRIFT_NONE)
+        return ch_error_set(err, CH_EINVAL, "drift scenarios apply to the telco layout only");
+    {
+        uint64_t space = other_layout(o) != NULL ? other_layout(o)->id_space : ID_SPACE;
+        if (o->id_offset > space || o->n_rows > space - o->id_offset)
+            return ch_error_set(err, CH_EINVAL,
+                                "id_offset %llu + n_rows %llu exceeds the %llu distinct customer "
+                                "ids of the %s layout",
+                                (unsigned long long)o->id_offset, (unsigned long long)o->n_rows,
+                                (unsigned long long)space, layout_names[o->layout]);
+    }
     return CH_OK;
 }
 
@@ -620,22 +609,26 @@ ch_err ch_sim_write(const ch_sim_opts *o, ch_sim_write_fn write, ch_sim_progress
     model m;
     uint64_t i;
     char *p;
+    const ch__sim_layout *lay;
+    const char *hdr;
 
     rc = ch_sim_opts_check(o, err);
     if (rc != CH_OK)
         return rc;
     if (write == NULL)
         return ch_error_set(err, CH_EINVAL, "no writer given");
+    lay = other_layout(o);
     model_init(&m, o);
     ch_buf_init(&b, CHUNK_LEN + 2 * ROW_MAX);
 
     /* One allocation up front; the row loop's reserves then never move it. */
     if (ch_buf_reserve(&b, CHUNK_LEN + ROW_MAX) == NULL)
         goto nomem;
-    p = ch_buf_reserve(&b, sizeof header + 2);
+    hdr = lay != NULL ? lay->header : header;
+    p = ch_buf_reserve(&b, strlen(hdr) + 2);
     CH_ASSERT(p != NULL);
-    memcpy(p, header, sizeof header - 1);
-    p += sizeof header - 1;
+    memcpy(p, hdr, strlen(hdr));
+    p += strlen(hdr);
     if (o->crlf)
         *p++ = '\r';
     *p++ = '\n';
@@ -644,11 +637,21 @@ ch_err ch_sim_write(const ch_sim_opts *o, ch_sim_write_fn write, ch_sim_progress
     for (i = 0; i < o->n_rows; i++) {
         cust k;
         uint64_t c = o->id_offset + i;
-        draw_customer(&m, c, &k);
         p = ch_buf_reserve(&b, ROW_MAX);
         if (p == NULL)
             goto nomem;
-        ch_buf_commit(&b, format_row(p, c, &k, o->crlf));
+        if (lay != NULL) {
+            double score;
+            int label;
+            size_t n = lay->row(m.seed_mix, c, p, &score, &label);
+            if (o->crlf)
+                p[n++] = '\r';
+            p[n++] = '\n';
+            ch_buf_commit(&b, n);
+        } else {
+            draw_customer(&m, c, &k);
+            ch_buf_commit(&b, format_row(p, c, &k, o->crlf));
+        }
         if (b.len >= CHUNK_LEN) {
             if (write(ctx, b.data, b.len) != 0)
                 goto stopped;
@@ -789,6 +792,11 @@ ch_err ch_sim_oracle_auc(const ch_sim_opts *o, double *auc, ch_error *err)
     model_init(&m, o);
     for (i = 0; i < o->n_rows; i++) {
         cust k;
+        if (other_layout(o) != NULL) {
+            char row[ROW_MAX];
+            other_layout(o)->row(m.seed_mix, o->id_offset + i, row, &v[i].score, &v[i].label);
+            continue;
+        }
         draw_customer(&m, o->id_offset + i, &k);
         v[i].score = k.score;
         v[i].label = k.churn;

@@ -882,9 +882,95 @@ TEST(out_of_memory)
     ASSERT(ok_auc);
 }
 
+/* The bank and plans layouts: headers, determinism, batches that join to
+ * one file, distinct bank ids, churn rates and oracle AUCs in the bands
+ * docs/simulate.md states, and the refusals (drift, id space). */
+TEST(other_layouts)
+{
+    static const struct {
+        ch_sim_layout layout;
+        const char *header;
+        double rate_lo, rate_hi, auc_lo, auc_hi;
+    } cases[] = {
+        {CH_SIM_LAYOUT_BANK, "RowNumber,CustomerId,Surname,", 0.14, 0.20, 0.77, 0.82},
+        {CH_SIM_LAYOUT_PLANS, "State,Account length,Area code,", 0.10, 0.15, 0.78, 0.86},
+    };
+    ch_error err = {0};
+    for (size_t c = 0; c < 2; c++) {
+        ch_sim_opts o = opts(20000, 3, CH_SIM_DRIFT_NONE);
+        ch_sim_opts half;
+        size_t n1, n2, na, nb;
+        char *all, *again, *a, *b;
+        const char *p;
+        long rows = 0, churned = 0;
+        double auc;
+        o.layout = cases[c].layout;
+        all = gen(&o, &n1);
+        again = gen(&o, &n2);
+        ASSERT(n1 == n2 && memcmp(all, again, n1) == 0);
+        ASSERT(strncmp(all, cases[c].header, strlen(cases[c].header)) == 0);
+        half = o;
+        half.n_rows = 10000;
+        a = gen(&half, &na);
+        half.id_offset = 10000;
+        b = gen(&half, &nb);
+        /* the second batch without its header line continues the first */
+        ASSERT(na + nb - (size_t)(strchr(b, '\n') + 1 - b) == n1);
+        ASSERT(memcmp(all, a, na) == 0);
+        ASSERT(memcmp(all + na, strchr(b, '\n') + 1, nb - (size_t)(strchr(b, '\n') + 1 - b)) == 0);
+        for (p = strchr(all, '\n') + 1; *p != '\0'; p = strchr(p, '\n') + 1) {
+            const char *e = strchr(p, '\n');
+            const char *last = e;
+            while (last > p && last[-1] != ',')
+                last--;
+            rows++;
+            churned += *last == '1' || *last == 'T';
+        }
+        ASSERT_INT_EQ(rows, 20000);
+        if (!((double)churned / (double)rows >= cases[c].rate_lo &&
+              (double)churned / (double)rows <= cases[c].rate_hi))
+            FAIL("layout %s: churn rate %.4f", ch_sim_layout_name(o.layout),
+                 (double)churned / (double)rows);
+        ASSERT_OK(ch_sim_oracle_auc(&o, &auc, &err));
+        if (!(auc >= cases[c].auc_lo && auc <= cases[c].auc_hi))
+            FAIL("layout %s: oracle AUC %.4f", ch_sim_layout_name(o.layout), auc);
+        if (o.layout == CH_SIM_LAYOUT_BANK) {
+            /* CustomerId (field 2) is distinct on every row. */
+            long *ids = ch_malloc_array(20000, sizeof *ids);
+            long k = 0;
+            ASSERT(ids != NULL);
+            for (p = strchr(all, '\n') + 1; *p != '\0'; p = strchr(p, '\n') + 1)
+                ids[k++] = strtol(strchr(p, ',') + 1, NULL, 10);
+            for (long x = 0; x < k; x++)
+                for (long y = x + 1; y < k && y < x + 2000; y++)
+                    ASSERT(ids[x] != ids[y]);
+            ch_free(ids);
+        }
+        o.drift = CH_SIM_DRIFT_PRICE;
+        ASSERT_ERR(ch_sim_opts_check(&o, &err), CH_EINVAL);
+        ASSERT_CONTAINS(err.msg, "telco layout only");
+        ch_free(all);
+        ch_free(again);
+        ch_free(a);
+        ch_free(b);
+    }
+    {
+        ch_sim_opts o = opts(2, 1, CH_SIM_DRIFT_NONE);
+        ch_sim_layout l;
+        o.layout = CH_SIM_LAYOUT_BANK;
+        o.id_offset = 10000000 - 1;
+        ASSERT_ERR(ch_sim_opts_check(&o, &err), CH_EINVAL);
+        o.id_offset = 10000000 - 2;
+        ASSERT_OK(ch_sim_opts_check(&o, &err));
+        ASSERT(ch_sim_layout_parse("plans", &l) == 0 && l == CH_SIM_LAYOUT_PLANS);
+        ASSERT(ch_sim_layout_parse("Bank", &l) != 0);
+        ASSERT_STR_EQ(ch_sim_layout_name(CH_SIM_LAYOUT_TELCO), "telco");
+    }
+}
+
 TEST_MAIN(T(defaults), T(drift_names), T(bad_options), T(zero_rows_is_header_only),
           T(header_fields_and_domains), T(deterministic), T(unique_ids_across_batches),
           T(ids_at_the_end_of_the_id_space), T(marginals_resemble_telco), T(drift_price),
           T(drift_fiber), T(drift_new_payment), T(drift_concept), T(oracle_auc_matches_reference),
           T(oracle_auc_in_documented_band), T(writer_stop_is_eio), T(progress_reaches_total),
-          T(write_file), T(write_file_full_disk), T(out_of_memory))
+          T(write_file), T(write_file_full_disk), T(out_of_memory), T(other_layouts))
