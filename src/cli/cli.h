@@ -54,6 +54,7 @@ int cmd_pipeline(int argc, char **argv);
 /* ---- shared by commands that read the project config ---------------- */
 
 #include "ch/config.h"
+#include "ch/features.h"
 #include "ch/frame.h"
 #include "ch/ingest.h"
 #include "ch/schema.h"
@@ -83,6 +84,19 @@ int cli_data_path(const ch_config *cfg, const char *cmd, char *out, size_t cap);
 /* Loads the schema named by the config. */
 int cli_load_schema(const ch_config *cfg, const char *cmd, ch_schema **out);
 
+/* The feature declaration to fit: the config's "features" section, or
+ * the one built from the schema alone (ch_pipeline_spec_auto) when the
+ * section is absent, is the string "auto", or 'force_auto' is set
+ * (--features auto). '*is_auto' (may be NULL) says which. A section that
+ * does not fit the schema is reported with a hint to use --features auto.
+ * Prints the error and returns its exit code, or 0. */
+int cli_feature_spec(const ch_config *cfg, const char *cmd, const ch_schema *schema, int force_auto,
+                     ch_pipeline_spec **out, int *is_auto);
+
+/* Parses the value of --features ("auto" or "config") into '*force_auto'.
+ * Returns 0, or prints a usage error and returns CLI_USAGE. */
+int cli_features_arg(const char *cmd, const char *value, int *force_auto);
+
 /* Creates directory 'path' and its parents. 0 on success. */
 int cli_mkdirs(const char *path);
 
@@ -90,6 +104,21 @@ int cli_mkdirs(const char *path);
 int cli_write_file(const char *cmd, const char *path, const char *data, size_t len);
 
 int cmd_config(int argc, char **argv);
+
+/* Writes the starter pair for data file 'data' and its inferred schema
+ * 's': the schema to 'schema_path' and a config naming both (its own
+ * workdir and registry var/<name>, the guessed revenue column, features
+ * built from the schema) to 'config_path'; prints what it wrote. Refuses
+ * to replace a file unless 'force'. Returns the exit code, or 0. */
+int cli_write_starter(const char *cmd, const char *data, const ch_schema *s,
+                      const char *schema_path, const char *config_path, const char *name,
+                      int force);
+
+/* Prints the lines of 'notes' (from ch_schema_infer) under a heading,
+ * each line starting with 'prefix'. Nothing when 'notes' is empty. */
+void cli_print_notes(FILE *f, const char *notes, const char *prefix);
+
+int cmd_init(int argc, char **argv);
 
 /* ---- training and the registry ----------------------------------------- */
 

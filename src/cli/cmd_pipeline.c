@@ -18,7 +18,9 @@
 static void help(void)
 {
     printf(
-        "usage: churn pipeline fit [--data CSV] [-o FILE] [--config FILE] [--set NAME=VALUE]...\n"
+        "usage: churn pipeline fit [--data CSV] [-o FILE] [--features auto|config] [--config "
+        "FILE]\n"
+        "                          [--set NAME=VALUE]...\n"
         "       churn pipeline show [FILE] [--pipeline FILE] [--config FILE] [--set "
         "NAME=VALUE]...\n"
         "       churn pipeline transform --data CSV -o OUT.csv [--pipeline FILE] [--config FILE]\n"
@@ -26,13 +28,16 @@ static void help(void)
         "fit        reads the data (data.path, or the synthetic customers when it is empty)\n"
         "           through the schema, holds out split.test_fraction of the rows\n"
         "           (stratified by the target, seed split.seed), fits the \"features\"\n"
-        "           section of the config on the training rows only, and writes the\n"
-        "           fitted pipeline as JSON (default <workdir>/pipeline.json)\n"
+        "           section of the config (or, with --features auto or without that\n"
+        "           section, features built from the schema alone) on the training rows\n"
+        "           only, and writes the fitted pipeline as JSON (default\n"
+        "           <workdir>/pipeline.json)\n"
         "show       lists a fitted pipeline's features, their kinds and source columns\n"
         "transform  writes the features of every accepted row of CSV as a CSV\n"
         "\n"
         "  --data CSV          data file (overrides data.path)\n"
         "  -o FILE             output file\n"
+        "  --features auto     fit: one-hot categories and imputed numbers, no derived columns\n"
         "  --pipeline FILE     fitted pipeline (default <workdir>/pipeline.json)\n"
         "  --config FILE       config file (default config/churn.json)\n"
         "  --set NAME=VALUE    override a setting (see 'churn config show')\n"
@@ -59,7 +64,7 @@ static int load_pipeline(const char *path, const ch_schema *schema, ch_pipeline 
     return rc == CH_OK ? 0 : cli_fail("pipeline", rc == CH_EFORMAT ? CH_EMODEL : rc, &err);
 }
 
-static int do_fit(const ch_config *cfg, const char *data, const char *out_path)
+static int do_fit(const ch_config *cfg, const char *data, const char *out_path, int force_auto)
 {
     ch_schema *schema = NULL;
     ch_frame *frame = NULL;
@@ -102,8 +107,9 @@ static int do_fit(const ch_config *cfg, const char *data, const char *out_path)
                           ch_config_num(cfg, "split.test_fraction"),
                           (uint64_t)ch_config_num(cfg, "split.seed"), &train, &n_train, &test,
                           &n_test, &err);
-    if (rc == CH_OK)
-        rc = ch_pipeline_spec_from_json(ch_config_section(cfg, "features"), schema, &spec, &err);
+    if (rc == CH_OK &&
+        (code = cli_feature_spec(cfg, "pipeline", schema, force_auto, &spec, NULL)) != 0)
+        goto done;
     if (rc == CH_OK)
         rc = ch_pipeline_fit(spec, schema, frame, train, n_train, &p, &err);
     if (rc != CH_OK) {
@@ -275,6 +281,7 @@ int cmd_pipeline(int argc, char **argv)
     ch_config *cfg = NULL;
     char data_buf[4096];
     char pipe_buf[4096];
+    int force_auto = 0;
     int code;
 
     for (int i = 1; i < argc; i++) {
@@ -287,6 +294,11 @@ int cmd_pipeline(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             help();
             return CLI_OK;
+        } else if (strcmp(a, "--features") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("pipeline", "--features needs auto or config");
+            if (cli_features_arg("pipeline", argv[++i], &force_auto) != 0)
+                return CLI_USAGE;
         } else if (strcmp(a, "--data") == 0 || strcmp(a, "-o") == 0 ||
                    strcmp(a, "--pipeline") == 0) {
             if (i + 1 >= argc)
@@ -322,7 +334,7 @@ int cmd_pipeline(int argc, char **argv)
                 goto done;
             data = data_buf;
         }
-        code = do_fit(cfg, data, out);
+        code = do_fit(cfg, data, out, force_auto);
     } else if (strcmp(sub, "show") == 0) {
         code = do_show(cfg, file != NULL ? file : pipe != NULL ? pipe : pipe_buf);
     } else {

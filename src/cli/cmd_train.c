@@ -17,22 +17,27 @@
 
 static void help(void)
 {
-    printf("usage: churn train [--data CSV] [--json] [--no-register] [--reason TEXT]\n"
-           "                   [--config FILE] [--set NAME=VALUE]...\n"
+    printf("usage: churn train [--data CSV] [--features auto|config] [--json] [--no-register]\n"
+           "                   [--reason TEXT] [--config FILE] [--set NAME=VALUE]...\n"
            "\n"
            "Trains every family in train.families (logistic regression 'logreg', gradient-\n"
            "boosted trees 'xgboost', a small neural network 'mlp') on the data: a stratified\n"
            "hold-out test split (split.test_fraction, split.seed), stratified k-fold\n"
            "cross-validation (train.folds) over each family's search grid (section\n"
            "\"search\" of the config), selection by CV ROC AUC, calibration on out-of-fold\n"
-           "predictions, F1-optimal and value-based thresholds, a refit on all training\n"
-           "rows and one evaluation on the test rows.\n"
+           "predictions, F1-optimal and value-based thresholds (the latter only when\n"
+           "value.revenue_column names a numeric column), a refit on all training rows and\n"
+           "one evaluation on the test rows.\n"
            "\n"
            "Writes <workdir>/runs/<id>/bundle.json (the model), report.md and result.json,\n"
            "records the run in the registry (registry.url) and registers the bundle as a\n"
            "new version with alias 'challenger' (and 'champion' when there is none yet).\n"
            "\n"
            "  --data CSV        training data (overrides data.path; default: synthetic)\n"
+           "  --features auto   build the features from the schema alone (one-hot categories,\n"
+           "                    imputed numbers with missing indicators, no derived columns)\n"
+           "                    instead of the config's \"features\" section; 'auto' is also\n"
+           "                    what a config without that section gets\n"
            "  --json            print the result as JSON on stdout\n"
            "  --no-register     record the run but do not register a model version\n"
            "  --reason TEXT     reason stored in the audit log (default \"trained\")\n"
@@ -136,6 +141,8 @@ static void print_summary(const char *json, int64_t run_id, int64_t version, con
     if (ch_json_num(ch_json_get(ch_json_get(r, "thresholds"), "served"), &v) == 0)
         printf("threshold %.4f (%s)\n", v,
                ch_json_str(ch_json_get(ch_json_get(r, "thresholds"), "rule"), NULL));
+    for (size_t k = 0; k < ch_json_len(ch_json_get(r, "notes")); k++)
+        printf("note      %s\n", ch_json_str(ch_json_at(ch_json_get(r, "notes"), k), NULL));
     printf("run       %lld, outputs in %s\n", (long long)run_id, dir);
     if (version > 0)
         printf("model     version %lld registered as challenger\n", (long long)version);
@@ -149,6 +156,8 @@ int cmd_train(int argc, char **argv)
     const char *reason = "trained";
     int json = 0;
     int do_register = 1;
+    int force_auto = 0;
+    int features_auto = 0;
     ch_config *cfg = NULL;
     ch_schema *schema = NULL;
     ch_frame *frame = NULL;
@@ -182,6 +191,11 @@ int cmd_train(int argc, char **argv)
             json = 1;
         } else if (strcmp(a, "--no-register") == 0) {
             do_register = 0;
+        } else if (strcmp(a, "--features") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("train", "--features needs auto or config");
+            if (cli_features_arg("train", argv[++i], &force_auto) != 0)
+                return CLI_USAGE;
         } else if (strcmp(a, "--data") == 0 || strcmp(a, "--reason") == 0) {
             if (i + 1 >= argc)
                 return cli_usage_error("train", "%s needs a value", a);
@@ -206,12 +220,8 @@ int cmd_train(int argc, char **argv)
         goto done;
     if ((code = cli_ingest(cfg, "train", schema, data, 0, &frame, &rep)) != 0)
         goto done;
-    rc = ch_pipeline_spec_from_json(ch_config_section(cfg, "features"), schema, &spec, &err);
-    if (rc != CH_OK) {
-        ch_error_prefix(&err, "features");
-        code = cli_fail("train", rc, &err);
+    if ((code = cli_feature_spec(cfg, "train", schema, force_auto, &spec, &features_auto)) != 0)
         goto done;
-    }
     /* Lineage and the run record come first, so a failed training is
      * recorded too. */
     ch_config_to_json(cfg, &cj);
@@ -227,8 +237,9 @@ int cmd_train(int argc, char **argv)
     ch_buf_json_str(&lin, abspath, strlen(abspath));
     ch_buf_printf(&lin,
                   ", \"dataset_rows\": %llu, \"config_sha256\": \"%s\", "
-                  "\"code_version\": \"%s\", \"test_fraction\": ",
-                  (unsigned long long)rep->rows_accepted, cfg_hash, cli_code_version());
+                  "\"features\": \"%s\", \"code_version\": \"%s\", \"test_fraction\": ",
+                  (unsigned long long)rep->rows_accepted, cfg_hash,
+                  features_auto ? "auto" : "config", cli_code_version());
     ch_buf_json_num(&lin, o.test_fraction);
     ch_buf_putc(&lin, '}');
     if ((code = cli_open_registry(cfg, "train", &reg)) != 0)

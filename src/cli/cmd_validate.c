@@ -13,14 +13,16 @@
 
 static void help(void)
 {
-    printf("usage: churn validate DATA.csv [--schema FILE] [--json] [--rejects FILE]\n"
-           "                      [--max-reject-rate R]\n"
+    printf("usage: churn validate [DATA.csv] [--schema FILE | --config FILE] [--json]\n"
+           "                      [--rejects FILE] [--max-reject-rate R]\n"
            "\n"
            "Reads DATA.csv through a schema and reports what is in it: rows accepted and\n"
            "rejected (by reason, with examples), missing values per column, category\n"
            "counts, numeric min/max/mean, and the file's SHA-256 and row count.\n"
            "\n"
            "  --schema FILE         schema to check against (default " DEFAULT_SCHEMA ")\n"
+           "  --config FILE         take the schema (data.schema) and, when DATA.csv is not\n"
+           "                        given, the file (data.path) from this config\n"
            "  --json                print the report as JSON on stdout\n"
            "  --rejects FILE        write rejected rows to FILE as CSV\n"
            "                        (line,column,reason,value,record)\n"
@@ -97,8 +99,10 @@ static void print_text(const ch_ingest_report *r, const ch_schema *s, const char
 
 int cmd_validate(int argc, char **argv)
 {
-    const char *schema_path = DEFAULT_SCHEMA;
+    const char *schema_path = NULL;
     const char *data = NULL;
+    const char *config_path = NULL;
+    ch_config *cfg = NULL;
     int json = 0;
     ch_ingest_opts o;
     ch_schema *schema = NULL;
@@ -118,11 +122,13 @@ int cmd_validate(int argc, char **argv)
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
         } else if (strcmp(a, "--schema") == 0 || strcmp(a, "--rejects") == 0 ||
-                   strcmp(a, "--max-reject-rate") == 0) {
+                   strcmp(a, "--max-reject-rate") == 0 || strcmp(a, "--config") == 0) {
             if (i + 1 >= argc)
                 return cli_usage_error("validate", "%s needs a value", a);
             if (strcmp(a, "--schema") == 0)
                 schema_path = argv[++i];
+            else if (strcmp(a, "--config") == 0)
+                config_path = argv[++i];
             else if (strcmp(a, "--rejects") == 0)
                 o.rejects_path = argv[++i];
             else if (cli_parse_double(argv[++i], &o.max_reject_rate) != 0 ||
@@ -139,20 +145,40 @@ int cmd_validate(int argc, char **argv)
             return cli_usage_error("validate", "only one data file, got '%s' and '%s'", data, a);
         }
     }
-    if (data == NULL)
+    if (config_path != NULL && schema_path != NULL)
+        return cli_usage_error("validate", "give --schema or --config, not both");
+    if (config_path != NULL) {
+        cli_common com = {0};
+        com.config_path = config_path;
+        if ((code = cli_load_config(&com, "validate", &cfg)) != 0)
+            return code;
+        schema_path = ch_config_str(cfg, "data.schema");
+        if (data == NULL && ch_config_str(cfg, "data.path")[0] != '\0')
+            data = ch_config_str(cfg, "data.path");
+    }
+    if (schema_path == NULL)
+        schema_path = DEFAULT_SCHEMA;
+    if (data == NULL) {
+        ch_config_free(cfg);
         return cli_usage_error("validate", "no data file given");
+    }
     if (cli_stderr_is_tty())
         o.progress = progress;
 
     rc = ch_schema_load_file(schema_path, &schema, &err);
-    if (rc != CH_OK)
-        return cli_fail("validate", rc, &err);
+    if (rc != CH_OK) {
+        code = cli_fail("validate", rc, &err);
+        ch_config_free(cfg);
+        return code;
+    }
     rc = ch_ingest_file(schema, data, &o, NULL, &r, &err);
     if (o.progress != NULL)
         fprintf(stderr, "\r\033[K");
     if (r == NULL) {
+        code = cli_fail("validate", rc, &err);
         ch_schema_free(schema);
-        return cli_fail("validate", rc, &err);
+        ch_config_free(cfg);
+        return code;
     }
     if (json) {
         ch_buf b;
@@ -178,5 +204,6 @@ int cmd_validate(int argc, char **argv)
         printf("\nvalid: %llu rows accepted\n", (unsigned long long)r->rows_accepted);
     ch_ingest_report_free(r);
     ch_schema_free(schema);
+    ch_config_free(cfg);
     return code;
 }

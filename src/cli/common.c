@@ -175,3 +175,53 @@ int cli_load_schema(const ch_config *cfg, const char *cmd, ch_schema **out)
     ch_err rc = ch_schema_load_file(ch_config_str(cfg, "data.schema"), out, &err);
     return rc == CH_OK ? 0 : cli_fail(cmd, rc, &err);
 }
+
+int cli_features_arg(const char *cmd, const char *value, int *force_auto)
+{
+    if (strcmp(value, "auto") == 0)
+        *force_auto = 1;
+    else if (strcmp(value, "config") == 0)
+        *force_auto = 0;
+    else
+        return cli_usage_error(cmd, "--features must be \"auto\" or \"config\", not \"%s\"", value);
+    return 0;
+}
+
+int cli_feature_spec(const ch_config *cfg, const char *cmd, const ch_schema *schema, int force_auto,
+                     ch_pipeline_spec **out, int *is_auto)
+{
+    const ch_json *sec = ch_config_section(cfg, "features");
+    const char *word = ch_json_str(sec, NULL);
+    int use_auto = force_auto || sec == NULL;
+    ch_error err = {0};
+    ch_err rc;
+
+    if (!use_auto && word != NULL) {
+        if (strcmp(word, "auto") != 0) {
+            fprintf(stderr, "churn %s: features: expected an object or \"auto\", not \"%s\"\n", cmd,
+                    word);
+            return CLI_DATA;
+        }
+        use_auto = 1;
+    }
+    if (use_auto) {
+        rc = ch_pipeline_spec_auto(schema, out, &err);
+    } else {
+        rc = ch_pipeline_spec_from_json(sec, schema, out, &err);
+        if (rc == CH_EFORMAT)
+            ch_error_prefix(&err, "features");
+        if (rc == CH_EFORMAT && err.msg[0] != '\0') {
+            fprintf(stderr,
+                    "churn %s: %s\n  (the config's \"features\" section must fit schema \"%s\"; "
+                    "--features auto builds the features from the schema alone, and 'churn init "
+                    "DATA.csv' writes a starter schema and config)\n",
+                    cmd, err.msg, ch_schema_name(schema));
+            return CLI_DATA;
+        }
+    }
+    if (rc != CH_OK)
+        return cli_fail(cmd, rc, &err);
+    if (is_auto != NULL)
+        *is_auto = use_auto;
+    return 0;
+}

@@ -21,6 +21,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"init", cmd_init, "start a project on any churn CSV: a starter schema and config"},
     {"validate", cmd_validate, "check a CSV file against a schema and report what is in it"},
     {"schema", cmd_schema,
      "schema tools: 'schema infer' guesses a starter schema, 'check' loads one"},

@@ -17,7 +17,7 @@ if [ -n "$telco_csv" ]; then
 else
     skip "schema infer on the Telco file" "the IBM Telco CSV is not at ${CH_SHARED_DATA:-../shared/data}"
 fi
-printf 'a,b\n1,x\n' >"$T/notarget.csv"
+printf 'a,b\n1,yes\n2,no\n' >"$T/notarget.csv"
 check_fails "infer without a target exits 3" 3 "$CHURN" schema infer "$T/notarget.csv"
 check_grep "infer says to name the target" '\-\-target' "$T/.err"
 check "infer with --target" "$CHURN" schema infer "$T/notarget.csv" --target b
@@ -58,4 +58,34 @@ check "config get" "$CHURN" config get split.seed
 check_grep "config get prints the value" '^42$' "$T/.out"
 CHURN_SEED=9 "$CHURN" config show >"$T/env.txt"
 check_grep "environment overrides the file" '^split.seed += 9 +\(set\)' "$T/env.txt"
+# Any churn CSV: a bank-shaped file with the default (Telco) config.
+"$CHURN" simulate --layout bank --rows 1500 --seed 3 -o "$T/bank.csv" 2>/dev/null
+check "schema infer with a starter config" "$CHURN" schema infer "$T/bank.csv" -o "$T/bank.schema.json" --features-out "$T/bank.json"
+check_grep "infer notes the id choice" 'CustomerId: a distinct value on every row: the id column' "$T/.err"
+check_grep "starter config names the schema" "\"schema\": \"$T/bank.schema.json\"" "$T/bank.json"
+check_grep "starter config spells out the features" '"exclude": \["Surname"\]' "$T/bank.json"
+B=(--set "workdir=$T/wb" --set "registry.url=$T/wb/registry.db" --set train.folds=2 --set train.families=logreg)
+check_fails "Telco features on another schema exit 3" 3 "$CHURN" train --data "$T/bank.csv" --set data.schema="$T/bank.schema.json" "${B[@]}"
+check_grep "the refusal names the column" 'input "TotalCharges" is not a schema column' "$T/.err"
+check_grep "the refusal says how to go on" '\-\-features auto builds the features from the schema alone' "$T/.err"
+check "--features auto trains on any schema" "$CHURN" train --data "$T/bank.csv" --set data.schema="$T/bank.schema.json" --features auto "${B[@]}"
+check_grep "no revenue column: F1 threshold only" 'note +.*only the F1 threshold was computed' "$T/.out"
+check "the starter config trains as it is" "$CHURN" train --config "$T/bank.json" --set train.folds=2 --set train.families=logreg
+check_fails "--features needs auto or config" 1 "$CHURN" train --features maybe
+check "pipeline fit --features auto" "$CHURN" pipeline fit --data "$T/bank.csv" --set data.schema="$T/bank.schema.json" --features auto -o "$T/bank.pipe.json"
+check_grep "auto features: one-hot with other" 'Geography=\(other\) +other +Geography' <("$CHURN" pipeline show "$T/bank.pipe.json" --set data.schema="$T/bank.schema.json")
+echo '{"features": "sometimes"}' >"$T/badauto.json"
+check_fails "features must be an object or auto" 3 "$CHURN" pipeline fit --config "$T/badauto.json" --data "$T/sim.csv"
+( cd "$T" && "$CHURN" init bank.csv --dir cfg >"$T/init.out" 2>&1 )
+check_grep "init writes the pair" 'wrote cfg/bank.json' "$T/init.out"
+check_fails "init refuses to overwrite" 2 sh -c "cd '$T' && '$CHURN' init bank.csv --dir cfg"
+check_grep "init names the existing file" 'cfg/bank.schema.json exists' "$T/.err"
+check "init --force replaces" sh -c "cd '$T' && '$CHURN' init bank.csv --dir cfg --force"
+check "validate --config" sh -c "cd '$T' && '$CHURN' validate --config cfg/bank.json"
+check_grep "validate --config reads data.path" '1500 accepted, 0 rejected' "$T/.out"
+printf 'x,label\n1,A\n2,B\n' >"$T/ab.csv"
+check_fails "a two-valued target needs --positive" 3 "$CHURN" schema infer "$T/ab.csv"
+check_grep "the refusal names the values" 'values "A" and "B": say which means churn with --positive' "$T/.err"
+check "--positive picks the churned value" "$CHURN" schema infer "$T/ab.csv" --positive B
+check_grep "positive value written" '"positive": \["B"\], "negative": \["A"\]' "$T/.out"
 finish
