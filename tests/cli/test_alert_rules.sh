@@ -21,7 +21,8 @@ if need promtool prometheus; then
     check "promtool test rules churn.rules.test.yml" promtool test rules "$RTEST"
 fi
 if need amtool prometheus-alertmanager; then
-    check "amtool check-config alertmanager.yml" amtool check-config "$D/deploy/alertmanager/alertmanager.yml"
+    check "amtool check-config alertmanager.yml" \
+        amtool check-config "$D/deploy/alertmanager/alertmanager.yml"
 fi
 
 # Every alert has a unit test, a `for:`, a severity and a row in docs/monitoring.md.
@@ -36,5 +37,6 @@ n_for=$(grep -cE '^ *for: ' "$RULES")
 n_sev=$(grep -cE '^ *severity: (warning|critical)$' "$RULES")
 [ "$n_alert" -eq "$n_for" ] && [ "$n_alert" -eq "$n_sev" ] \
     && pass "every alert has for: and severity warning|critical" \
-    || fail "every alert has for: and severity warning|critical" "$n_alert alerts, $n_for for:, $n_sev severities"
+    || fail "every alert has for: and severity warning|critical" \
+        "$n_alert alerts, $n_for for:, $n_sev severities"
 finish
