@@ -2,11 +2,13 @@
  * predlog.h -- the prediction log: a bounded queue and a background writer.
  *
  * Every prediction the service makes is recorded (id, pseudonymized
- * customer, digest of the input, probability, label, model version,
- * latency, time) so that feedback labels can be joined to it later and
- * decay measured against what customers really did.
+ * customer, digest of the input, the input values themselves as an
+ * inputs.h blob, probability, label, model version, latency, time) so
+ * that feedback labels can be joined to it later, decay measured against
+ * what customers really did, drift measured on what was served, and
+ * models retrained on the features that were really scored.
  *
- * The request path only copies a fixed-size record into a ring buffer;
+ * The request path only copies a bounded record into a ring buffer;
  * one writer thread takes batches and hands them to a sink (the registry
  * store, one transaction per batch). When the queue is full the record is
  * dropped and counted (the default, so that the request path never
@@ -42,16 +44,29 @@ extern "C" {
 
 #define CH_PREDICTION_ID_LEN 32 /* hex digits (128 random bits), without the NUL */
 
-/* One prediction, as logged. Plain data, copied by value. */
+/* Bytes of input values a record carries at most: a Telco record takes
+ * 87 (plus 1 + its length for each kept unknown category), so this
+ * leaves room for wider schemas while keeping the queue's memory
+ * bounded. A record whose inputs do not fit is logged without them. */
+#define CH_PREDLOG_INPUTS_MAX 320
+
+/* One prediction, as logged. Plain data, copied by value. The record grew
+ * from 176 to 496 bytes (on 64-bit Linux) when it gained 'inputs' and
+ * 'inputs_len'; 'inputs' comes last so that push() copies only the bytes
+ * in use, and bytes of 'inputs' past 'inputs_len' are unspecified in the
+ * records a sink receives. */
 typedef struct ch_prediction_rec {
     char id[CH_PREDICTION_ID_LEN + 1]; /* prediction id */
     char customer[33];                 /* pseudonym (CH_PSEUDONYM_LEN hex), "" when none */
     char features_sha256[65];          /* digest of the canonical input record */
     double probability;                /* calibrated */
     int label;                         /* 1 = predicted to churn */
+    uint16_t inputs_len;               /* bytes used in 'inputs'; 0: not logged */
     int64_t model_version;             /* registry version, 0 when served from a file */
     double latency_s;                  /* seconds spent in the request */
     int64_t time_ms;                   /* unix time, milliseconds */
+    unsigned char inputs[CH_PREDLOG_INPUTS_MAX]; /* the input values, an inputs.h blob
+                                                    (ch_inputs_encode) of 'inputs_len' bytes */
 } ch_prediction_rec;
 
 /* Writes 'n' records (n >= 1), all or none. Called from the writer thread
@@ -64,7 +79,8 @@ typedef ch_err (*ch_predlog_sink_fn)(void *ctx, const ch_prediction_rec *recs, s
                                      ch_error *err);
 
 typedef struct ch_predlog_opts {
-    size_t capacity;  /* records the queue holds (default 65536; 176 bytes each) */
+    size_t capacity;  /* records the queue holds (default 32768; 496 bytes each, so
+                         about 16 MB allocated at open) */
     size_t batch_max; /* records per sink call at most (default 1024; capped at capacity) */
     int flush_ms;     /* the writer wakes at least this often, ms (default 200; >= 1) */
     int block;        /* 1: a full queue makes push() wait; 0: drop and count (default) */
@@ -74,13 +90,15 @@ typedef struct ch_predlog_opts {
 
 /* Counters since open(), all taken at one instant. */
 typedef struct ch_predlog_stats {
-    uint64_t queued;      /* records accepted by push() */
-    uint64_t written;     /* records the sink accepted */
-    uint64_t dropped;     /* records lost: queue full, closing, or sink failed after retries */
-    uint64_t sink_errors; /* failed sink calls (each retry counts) */
-    size_t depth;         /* records queued and not yet written or dropped, including the
-                             batch the sink is working on */
-    size_t capacity;      /* records the queue holds */
+    uint64_t queued;         /* records accepted by push() */
+    uint64_t written;        /* records the sink accepted */
+    uint64_t dropped;        /* records lost: queue full, closing, or sink failed after retries */
+    uint64_t sink_errors;    /* failed sink calls (each retry counts) */
+    uint64_t inputs_skipped; /* records queued without input values (inputs_len 0, or
+                                above CH_PREDLOG_INPUTS_MAX and so cleared) */
+    size_t depth;            /* records queued and not yet written or dropped, including the
+                                batch the sink is working on */
+    size_t capacity;         /* records the queue holds */
 } ch_predlog_stats;
 
 typedef struct ch_predlog ch_predlog;
@@ -98,7 +116,11 @@ CH_API void ch_predlog_opts_default(ch_predlog_opts *o);
 CH_API CH_NODISCARD ch_err ch_predlog_open(const ch_predlog_opts *o, ch_predlog_sink_fn sink,
                                            void *ctx, ch_predlog **out, ch_error *err);
 
-/* Queues a copy of 'rec' ('rec' is borrowed for the call). Returns 1 when
+/* Queues a copy of 'rec' ('rec' is borrowed for the call): its fixed
+ * fields and the first 'inputs_len' bytes of 'inputs'. A record queued
+ * with inputs_len 0 is counted in 'inputs_skipped'; one whose inputs_len
+ * exceeds CH_PREDLOG_INPUTS_MAX (a caller bug) is queued with inputs_len
+ * 0 and counted the same way. Returns 1 when
  * queued, 0 when dropped and counted (queue full in drop mode, or the log
  * is closing). Never allocates; in drop mode never waits for the writer or
  * the sink, only for a lock held to copy one record. In block mode it

@@ -375,12 +375,74 @@ CH_API CH_NODISCARD ch_err ch_registry_keys_json(ch_registry *r, ch_buf *b, ch_e
  * a lost reply is harmless. Every record is checked first: id 32
  * lowercase hex digits, customer "" or CH_PSEUDONYM_LEN lowercase hex
  * digits, features_sha256 64 hex digits, probability in [0, 1], label 0
- * or 1, model_version >= 0, latency_s finite and >= 0, time_ms > 0
- * (CH_EINVAL names the first bad record; nothing is written). Suits
+ * or 1, model_version >= 0, latency_s finite and >= 0, time_ms > 0,
+ * inputs_len <= CH_PREDLOG_INPUTS_MAX (CH_EINVAL names the first bad
+ * record; nothing is written). The first 'inputs_len' bytes of 'inputs'
+ * are stored as they are (the store does not know the schema to check
+ * them against); inputs_len 0 stores none (NULL). Suits
  * ch_predlog_sink_fn. Errors also: CH_EDB, CH_EBUSY, CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_registry_log_predictions(ch_registry *r,
                                                        const ch_prediction_rec *recs, size_t n,
                                                        ch_error *err);
+
+/* Which logged predictions ch_registry_predictions_scan() and _count()
+ * read. All zero (or a NULL query) means every prediction. */
+typedef struct ch_prediction_query {
+    int64_t since_ms;      /* only time_ms >= since_ms (unix ms; 0: no lower bound) */
+    int64_t until_ms;      /* only time_ms < until_ms (0: no upper bound) */
+    size_t last_n;         /* only the latest N of those, by time (0: all of them) */
+    int64_t model_version; /* only this registry version (0: any, including predictions
+                              served from a file) */
+    int labelled_only;     /* 1: only predictions that have feedback; 0: all */
+} ch_prediction_query;
+
+/* One logged prediction, as a scan delivers it. Every pointer is borrowed
+ * for the callback only: copy what must outlive it. */
+typedef struct ch_prediction_row {
+    const char *id;              /* 32 lowercase hex digits */
+    const char *customer;        /* the pseudonym, or NULL when none */
+    double probability;          /* calibrated */
+    int label;                   /* 1 = predicted to churn */
+    int64_t model_version;       /* 0 when served from a file */
+    int64_t time_ms;             /* unix time, milliseconds */
+    const unsigned char *inputs; /* the input values (an inputs.h blob), or NULL when
+                                    not logged (older stores, or values too large) */
+    size_t inputs_len;           /* bytes of 'inputs'; 0 when NULL */
+    int churned;                 /* the latest feedback for this prediction (by the order
+                                    it was recorded): 0 or 1; -1 when there is none */
+    const char *observed_date;   /* that feedback's "YYYY-MM-DD", or NULL when none */
+} ch_prediction_row;
+
+/* Receives one row; returns 0 to go on, anything else to stop the scan
+ * (which then returns CH_OK). */
+typedef int (*ch_prediction_row_fn)(void *ctx, const ch_prediction_row *row);
+
+/* Calls 'fn' for every logged prediction that 'q' selects (NULL: all), in
+ * time order, oldest first; predictions with the same time_ms come in
+ * the order they were stored. With q->last_n the latest N are chosen and
+ * still delivered oldest first. The whole scan reads one snapshot of the
+ * store (a read transaction), streaming: memory does not grow with the
+ * number of rows. A slow callback holds the snapshot open, which keeps
+ * the store's write-ahead log from being checkpointed meanwhile; 'fn'
+ * must not call the registry on 'r'. A full scan of a million
+ * predictions takes about 0.3 s (bench/predlog_scan.c); a labelled-only
+ * scan costs in proportion to the feedback, not the log. Works on a
+ * read-only store.
+ * Errors: CH_EINVAL ('r' or 'fn' NULL; since_ms or until_ms negative;
+ * until_ms not after since_ms; model_version negative; labelled_only not
+ * 0 or 1; last_n above INT64_MAX), CH_EDB, CH_EBUSY (rows already
+ * delivered are not delivered again), CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_predictions_scan(ch_registry *r,
+                                                        const ch_prediction_query *q,
+                                                        ch_prediction_row_fn fn, void *ctx,
+                                                        ch_error *err);
+
+/* '*n' gets the number of predictions a scan with 'q' (NULL: all) would
+ * deliver. Errors as for ch_registry_predictions_scan() (with 'n' in
+ * place of 'fn'). */
+CH_API CH_NODISCARD ch_err ch_registry_predictions_count(ch_registry *r,
+                                                         const ch_prediction_query *q, int64_t *n,
+                                                         ch_error *err);
 
 /* Records what a customer did: 'churned' (0 or 1) observed on
  * 'observed_date' ("YYYY-MM-DD", a real calendar date), reported by

@@ -344,6 +344,8 @@ static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *e
         bad = "latency_s is not a non-negative number";
     else if (p->time_ms <= 0)
         bad = "time_ms is not positive";
+    else if (p->inputs_len > CH_PREDLOG_INPUTS_MAX)
+        bad = "inputs_len is above CH_PREDLOG_INPUTS_MAX";
     if (bad != NULL)
         return ch_error_set(err, CH_EINVAL, "prediction record %zu: %s", i, bad);
     return CH_OK;
@@ -989,6 +991,68 @@ ch_err ch_registry_log_predictions(ch_registry *r, const ch_prediction_rec *recs
     if (rc != CH_OK)
         return rc;
     return r->ops->log_predictions(r->be, recs, n, err);
+}
+
+/* Checks 'q' (NULL: everything) and writes its store form to 'out'. */
+static ch_err check_query(const ch_prediction_query *q, ch__prediction_query *out, ch_error *err)
+{
+    ch_prediction_query all;
+    const char *bad = NULL;
+    if (q == NULL) {
+        memset(&all, 0, sizeof all);
+        q = &all;
+    }
+    if (q->since_ms < 0)
+        bad = "since_ms is negative";
+    else if (q->until_ms < 0)
+        bad = "until_ms is negative";
+    else if (q->until_ms != 0 && q->until_ms <= q->since_ms)
+        bad = "until_ms is not after since_ms (the window is empty)";
+    else if (q->model_version < 0)
+        bad = "model_version is negative";
+    else if (q->labelled_only != 0 && q->labelled_only != 1)
+        bad = "labelled_only is not 0 or 1";
+    else if (q->last_n > (uint64_t)INT64_MAX)
+        bad = "last_n is above INT64_MAX";
+    if (bad != NULL)
+        return ch_error_set(err, CH_EINVAL, "prediction query: %s", bad);
+    out->lo_ms = q->since_ms;
+    out->hi_ms = q->until_ms != 0 ? q->until_ms - 1 : INT64_MAX;
+    out->model_version = q->model_version;
+    out->labelled_only = q->labelled_only;
+    out->last_n = (int64_t)q->last_n;
+    return CH_OK;
+}
+
+ch_err ch_registry_predictions_scan(ch_registry *r, const ch_prediction_query *q,
+                                    ch_prediction_row_fn fn, void *ctx, ch_error *err)
+{
+    ch__prediction_query cq;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK && fn == NULL)
+        rc = ch_error_set(err, CH_EINVAL, "the row callback is NULL");
+    if (rc == CH_OK)
+        rc = check_query(q, &cq, err);
+    if (rc != CH_OK)
+        return rc;
+    return r->ops->predictions_scan(r->be, &cq, fn, ctx, err);
+}
+
+ch_err ch_registry_predictions_count(ch_registry *r, const ch_prediction_query *q, int64_t *n,
+                                     ch_error *err)
+{
+    ch__prediction_query cq;
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(n, "count result pointer", err);
+    if (rc == CH_OK)
+        rc = check_query(q, &cq, err);
+    if (rc == CH_OK)
+        rc = r->ops->predictions_count(r->be, &cq, &v, err);
+    if (rc == CH_OK)
+        *n = v;
+    return rc;
 }
 
 ch_err ch_registry_feedback_add(ch_registry *r, const char *prediction_id, const char *customer,

@@ -80,6 +80,18 @@ typedef struct ch__feedback {
     const char *actor;
 } ch__feedback;
 
+/* A checked prediction query: rows with lo_ms <= time_ms <= hi_ms (both
+ * inclusive, so no bound needs a sentinel outside int64), of
+ * 'model_version' (0: any), with feedback when 'labelled_only', and of
+ * those the latest 'last_n' (0: all). */
+typedef struct ch__prediction_query {
+    int64_t lo_ms;
+    int64_t hi_ms;
+    int64_t model_version;
+    int labelled_only;
+    int64_t last_n;
+} ch__prediction_query;
+
 /* One audit entry as the chain hashes it: every field as the text the
  * store keeps (integers in decimal), NULL for SQL NULL. */
 typedef struct ch__audit_entry {
@@ -156,6 +168,13 @@ typedef struct ch__registry_ops {
                            ch_error *err);
     ch_err (*feedback_count)(void *be, int64_t *n, ch_error *err);
     ch_err (*feedback_json)(void *be, size_t limit, ch_buf *b, ch_error *err);
+    /* Rows in time order, oldest first (ties in the order stored); 'fn'
+     * returning non-zero ends the scan with CH_OK. One read snapshot, and
+     * never a row twice (a busy store after the first row is an error,
+     * not a retry). */
+    ch_err (*predictions_scan)(void *be, const ch__prediction_query *q, ch_prediction_row_fn fn,
+                               void *ctx, ch_error *err);
+    ch_err (*predictions_count)(void *be, const ch__prediction_query *q, int64_t *n, ch_error *err);
 } ch__registry_ops;
 
 /* The SQLite back end (registry_sqlite.c). */

@@ -87,6 +87,11 @@ void h_ops_metrics(call *c)
                    "log.\n# TYPE churn_prediction_log_errors_total counter\n");
     ch_buf_printf(b, "churn_prediction_log_errors_total %llu\n",
                   (unsigned long long)st.sink_errors);
+    ch_buf_puts(b, "# HELP churn_prediction_log_inputs_skipped_total Predictions logged without "
+                   "their input values (too large for a log record).\n"
+                   "# TYPE churn_prediction_log_inputs_skipped_total counter\n");
+    ch_buf_printf(b, "churn_prediction_log_inputs_skipped_total %llu\n",
+                  (unsigned long long)st.inputs_skipped);
     m = served_acquire(c->a);
     ch_buf_puts(b, "# HELP churn_model_info The model being served (value 1).\n"
                    "# TYPE churn_model_info gauge\n");

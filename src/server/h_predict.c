@@ -10,9 +10,12 @@
  * (0-16, default 0), rank=drop|value (how actions are ordered).
  *
  * Every prediction is queued to the prediction log with the customer id
- * pseudonymized (HMAC) and a digest of the input; the raw id is echoed to
- * the caller, who sent it, but never stored.
+ * pseudonymized (HMAC), a digest of the input and the input values
+ * themselves (an inputs.h blob, encoded from the values already parsed
+ * for scoring: no second parse); the raw id is echoed to the caller, who
+ * sent it, but never stored. The id column is never part of the blob.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +23,7 @@
 #include "ch/alloc.h"
 #include "ch/csv.h"
 #include "ch/hash.h"
+#include "ch/inputs.h"
 #include "ch/record.h"
 #include "server.h"
 
@@ -133,6 +137,7 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
     ch_explain_ws *ws = served_ws(m);
     ch_explanation ex;
     ch_prediction_rec rec;
+    size_t inputs_len = 0;
     int label;
     ch_error err = {0};
 
@@ -142,12 +147,18 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
     }
     ch_explain_record(m->ex, vals, po->k, po->actions, po->by_value, &ex, ws);
     label = ex.probability >= m->threshold;
-    memset(&rec, 0, sizeof rec);
+    /* The input bytes past what is encoded are never read: clear only the
+     * fixed fields. */
+    memset(&rec, 0, offsetof(ch_prediction_rec, inputs));
     prediction_id(c->a, rec.id);
     if (info->id != NULL && ch_pseudonymize(c->a->pseudo_key, sizeof c->a->pseudo_key, info->id,
                                             info->id_len, rec.customer, &err) != CH_OK)
         rec.customer[0] = '\0';
     values_digest(s, vals, rec.features_sha256);
+    /* Values that need more than CH_PREDLOG_INPUTS_MAX bytes are not
+     * logged (inputs_len stays 0); the log counts such records. */
+    if (ch_inputs_encode(s, vals, rec.inputs, sizeof rec.inputs, &inputs_len, NULL) == CH_OK)
+        rec.inputs_len = (uint16_t)inputs_len;
     rec.probability = ex.probability;
     rec.label = label;
     rec.model_version = m->version;

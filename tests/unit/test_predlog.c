@@ -4,7 +4,8 @@
  * sink retries and failures, sync(), close(), and allocation failures.
  *
  * Every record carries its producer and sequence number, and a digest
- * field derived from both; the sink checks all three, so a torn copy, a
+ * field derived from both, and input bytes of a length and content
+ * derived from its producer; the sink checks them all, so a torn copy, a
  * duplicate, a reordering or a loss shows up as a counted error. Sinks
  * that wait on a gate give up after GATE_MAX_MS, so a broken queue fails
  * a test instead of hanging it.
@@ -47,9 +48,24 @@ static void digest_for(char out[65], int p, int64_t seq)
              (unsigned long long)(h >> 7), (unsigned long long)(h << 3));
 }
 
+/* Input bytes of producer 'p': 40, 130, 220 bytes for producers 0 to 2,
+ * none for 3 (a record logged without inputs), and so on. */
+static size_t inputs_len_for(int p)
+{
+    return p % 4 == 3 ? 0 : 40 + 90 * (size_t)(p % 4);
+}
+
+static unsigned char input_byte(int p, size_t i)
+{
+    return (unsigned char)(p * 31 + (int)i * 7 + 1);
+}
+
 static void make_rec(ch_prediction_rec *r, int p, int64_t seq)
 {
     memset(r, 0, sizeof *r);
+    r->inputs_len = (uint16_t)inputs_len_for(p);
+    for (size_t i = 0; i < r->inputs_len; i++)
+        r->inputs[i] = input_byte(p, i);
     snprintf(r->id, sizeof r->id, "p%02d-%012lld", p, (long long)seq);
     snprintf(r->customer, sizeof r->customer, "c%d", p);
     digest_for(r->features_sha256, p, seq);
@@ -104,6 +120,13 @@ static void check_rec(sink_state *s, const ch_prediction_rec *r)
     digest_for(want_digest, p, seq);
     if (strcmp(r->id, want_id) != 0 || strcmp(r->features_sha256, want_digest) != 0)
         note_bad(s, "torn record", r);
+    if (r->inputs_len != inputs_len_for(p))
+        note_bad(s, "wrong inputs_len", r);
+    for (size_t i = 0; i < r->inputs_len && i < CH_PREDLOG_INPUTS_MAX; i++)
+        if (r->inputs[i] != input_byte(p, i)) {
+            note_bad(s, "torn inputs", r);
+            break;
+        }
     if (seq < s->next[p])
         note_bad(s, "out of order or duplicate", r);
     else if (s->strict && seq != s->next[p])
@@ -278,7 +301,7 @@ TEST(defaults_and_invalid_options)
     ch_predlog_stats st;
 
     ch_predlog_opts_default(&o);
-    ASSERT_INT_EQ(o.capacity, 65536);
+    ASSERT_INT_EQ(o.capacity, 32768);
     ASSERT_INT_EQ(o.batch_max, 1024);
     ASSERT_INT_EQ(o.flush_ms, 200);
     ASSERT_INT_EQ(o.block, 0);
@@ -307,8 +330,9 @@ TEST(defaults_and_invalid_options)
      * so a full ring still counts as a ready batch. */
     ASSERT_OK(open_with(NULL, test_sink, &pl));
     ch_predlog_stats_get(pl, &st);
-    ASSERT_INT_EQ(st.capacity, 65536);
+    ASSERT_INT_EQ(st.capacity, 32768);
     ASSERT_INT_EQ(st.queued + st.written + st.dropped + st.sink_errors + st.depth, 0);
+    ASSERT_INT_EQ(st.inputs_skipped, 0);
     ASSERT_OK(ch_predlog_close(pl, NULL));
 }
 
@@ -364,6 +388,12 @@ TEST(order_preserved_per_producer)
     ASSERT_INT_EQ(s.seen, 20000);
     for (int p = 0; p < 4; p++)
         ASSERT_INT_EQ(s.next[p], 5000);
+    {
+        /* Producer 3's records carry no inputs. */
+        ch_predlog_stats st;
+        ch_predlog_stats_get(pl, &st);
+        ASSERT_INT_EQ(st.inputs_skipped, 5000);
+    }
     ASSERT_OK(ch_predlog_close(pl, NULL));
     for (long c = 0; c < s.calls && c < MAX_CALLS; c++)
         ASSERT(s.call_n[c] >= 1 && s.call_n[c] <= 7);
@@ -616,6 +646,67 @@ TEST(sync_times_out_when_the_sink_is_stuck)
     ASSERT_INT_EQ(st.depth, 0);
     ASSERT_OK(ch_predlog_close(pl, NULL));
     assert_clean(&s);
+}
+
+/* What the inputs sink saw: each record's inputs_len and whether its
+ * bytes were the ones pushed (byte i of record k is k + i). */
+typedef struct inputs_seen {
+    size_t n;
+    size_t len[16];
+    int bytes_ok[16];
+} inputs_seen;
+
+static ch_err inputs_sink(void *ctx, const ch_prediction_rec *recs, size_t n, ch_error *err)
+{
+    inputs_seen *s = ctx;
+    (void)err;
+    for (size_t r = 0; r < n && s->n < 16; r++) {
+        size_t k = (size_t)recs[r].time_ms;
+        int ok = 1;
+        for (size_t i = 0; i < recs[r].inputs_len; i++)
+            ok = ok && recs[r].inputs[i] == (unsigned char)(k + i);
+        s->len[s->n] = recs[r].inputs_len;
+        s->bytes_ok[s->n++] = ok;
+    }
+    return CH_OK;
+}
+
+/* push() copies the input bytes in use, whatever is in the rest of the
+ * array; a record without inputs, or with an impossible inputs_len, is
+ * queued without them and counted. */
+TEST(inputs_are_copied_and_skips_counted)
+{
+    static const size_t lens[] = {0,     1, 87, CH_PREDLOG_INPUTS_MAX, CH_PREDLOG_INPUTS_MAX + 1,
+                                  65535, 2};
+    inputs_seen seen;
+    ch_predlog *pl = NULL;
+    ch_predlog_stats st;
+    ch_error e = {0};
+    size_t n = sizeof lens / sizeof lens[0];
+
+    memset(&seen, 0, sizeof seen);
+    ASSERT_OK(ch_predlog_open(NULL, inputs_sink, &seen, &pl, &e));
+    for (size_t k = 0; k < n; k++) {
+        ch_prediction_rec r;
+        make_rec(&r, 0, (int64_t)k);
+        r.time_ms = (int64_t)k;
+        /* Garbage past the bytes in use must not matter. */
+        memset(r.inputs, 0xEE, sizeof r.inputs);
+        for (size_t i = 0; i < lens[k] && i < CH_PREDLOG_INPUTS_MAX; i++)
+            r.inputs[i] = (unsigned char)(k + i);
+        r.inputs_len = (uint16_t)lens[k];
+        ASSERT_INT_EQ(ch_predlog_push(pl, &r), 1);
+    }
+    ASSERT_INT_EQ(ch_predlog_sync(pl, 10000), 1);
+    ch_predlog_stats_get(pl, &st);
+    ASSERT_INT_EQ(st.queued, n);
+    ASSERT_INT_EQ(st.inputs_skipped, 3); /* 0, MAX + 1 and 65535 */
+    ASSERT_OK(ch_predlog_close(pl, NULL));
+    ASSERT_INT_EQ(seen.n, n);
+    for (size_t k = 0; k < n; k++) {
+        ASSERT_INT_EQ(seen.len[k], lens[k] <= CH_PREDLOG_INPUTS_MAX ? lens[k] : 0);
+        ASSERT(seen.bytes_ok[k]);
+    }
 }
 
 TEST(flush_tick_writes_a_partial_batch)
@@ -1069,7 +1160,8 @@ TEST_MAIN(T(defaults_and_invalid_options), T(batch_max_above_capacity_is_capped)
           T(block_mode_loses_nothing_with_tiny_capacity), T(sink_failure_then_success_is_retried),
           T(persistent_sink_failure_is_counted_as_dropped), T(close_reports_a_failed_final_drain),
           T(sync_waits_for_a_slow_sink), T(sync_times_out_when_the_sink_is_stuck),
-          T(flush_tick_writes_a_partial_batch), T(drop_mode_never_waits_for_the_sink),
-          T(close_drains_everything_queued), T(push_after_close_begins_is_refused),
-          T(close_refuses_blocked_producers), T(sync_waiting_when_close_begins_returns),
-          T(throughput_four_producers), T(push_latency_at_30k_per_second), T(out_of_memory_in_open))
+          T(flush_tick_writes_a_partial_batch), T(inputs_are_copied_and_skips_counted),
+          T(drop_mode_never_waits_for_the_sink), T(close_drains_everything_queued),
+          T(push_after_close_begins_is_refused), T(close_refuses_blocked_producers),
+          T(sync_waiting_when_close_begins_returns), T(throughput_four_producers),
+          T(push_latency_at_30k_per_second), T(out_of_memory_in_open))

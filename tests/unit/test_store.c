@@ -847,34 +847,35 @@ TEST(audit_tampering_is_found)
 
 /* Layout 1 as earlier builds wrote it (a copy of registry_sqlite.c's
  * schema_v1), with some history in it. */
-static const char layout1[] =
-    "CREATE TABLE datasets (sha256 TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, n_rows "
-    "INTEGER NOT NULL CHECK (n_rows >= 0), first_seen TEXT NOT NULL);"
-    "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, ended "
-    "TEXT, status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed')), seconds REAL, "
-    "dataset_sha256 TEXT REFERENCES datasets(sha256), config_json TEXT, lineage_json TEXT, "
-    "summary_json TEXT);"
-    "CREATE TABLE metrics (run_id INTEGER NOT NULL REFERENCES runs(id), scope TEXT NOT NULL, "
-    "name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, scope, name));"
-    "CREATE TABLE artifacts (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "
-    "runs(id), kind TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT "
-    "NULL);"
-    "CREATE INDEX artifacts_run ON artifacts(run_id);"
-    "CREATE TABLE model_versions (version INTEGER PRIMARY KEY CHECK (version >= 1), run_id "
-    "INTEGER NOT NULL REFERENCES runs(id), family TEXT NOT NULL, bundle_path TEXT NOT NULL, "
-    "bundle_sha256 TEXT NOT NULL, metrics_json TEXT, created TEXT NOT NULL);"
-    "CREATE TABLE aliases (name TEXT PRIMARY KEY NOT NULL CHECK (name IN ('champion', "
-    "'challenger')), version INTEGER NOT NULL REFERENCES model_versions(version));"
-    "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT "
-    "NULL, action TEXT NOT NULL, alias TEXT, from_version INTEGER, to_version INTEGER, reason "
-    "TEXT, details_json TEXT);"
-    "CREATE INDEX audit_alias ON audit(alias, id);"
-    "CREATE INDEX audit_to ON audit(to_version, action);"
-    "CREATE INDEX audit_from ON audit(from_version);"
-    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows "
+#define LAYOUT1_TABLES                                                                             \
+    "CREATE TABLE datasets (sha256 TEXT PRIMARY KEY NOT NULL, path TEXT NOT NULL, n_rows "         \
+    "INTEGER NOT NULL CHECK (n_rows >= 0), first_seen TEXT NOT NULL);"                             \
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT NOT NULL, ended "       \
+    "TEXT, status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed')), seconds REAL, "     \
+    "dataset_sha256 TEXT REFERENCES datasets(sha256), config_json TEXT, lineage_json TEXT, "       \
+    "summary_json TEXT);"                                                                          \
+    "CREATE TABLE metrics (run_id INTEGER NOT NULL REFERENCES runs(id), scope TEXT NOT NULL, "     \
+    "name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, scope, name));"                          \
+    "CREATE TABLE artifacts (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES "          \
+    "runs(id), kind TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT "    \
+    "NULL);"                                                                                       \
+    "CREATE INDEX artifacts_run ON artifacts(run_id);"                                             \
+    "CREATE TABLE model_versions (version INTEGER PRIMARY KEY CHECK (version >= 1), run_id "       \
+    "INTEGER NOT NULL REFERENCES runs(id), family TEXT NOT NULL, bundle_path TEXT NOT NULL, "      \
+    "bundle_sha256 TEXT NOT NULL, metrics_json TEXT, created TEXT NOT NULL);"                      \
+    "CREATE TABLE aliases (name TEXT PRIMARY KEY NOT NULL CHECK (name IN ('champion', "            \
+    "'challenger')), version INTEGER NOT NULL REFERENCES model_versions(version));"                \
+    "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT "  \
+    "NULL, action TEXT NOT NULL, alias TEXT, from_version INTEGER, to_version INTEGER, reason "    \
+    "TEXT, details_json TEXT);"                                                                    \
+    "CREATE INDEX audit_alias ON audit(alias, id);"                                                \
+    "CREATE INDEX audit_to ON audit(to_version, action);"                                          \
+    "CREATE INDEX audit_from ON audit(from_version);"                                              \
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows " \
+    "are append-only'); END;"                                                                      \
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows " \
     "are append-only'); END;"
-    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows "
-    "are append-only'); END;"
+static const char layout1[] = LAYOUT1_TABLES
     "INSERT INTO runs(started, status) VALUES ('2024-01-01T00:00:00.000Z', 'ok');"
     "INSERT INTO model_versions VALUES (1, 1, 'xgboost', 'm1', "
     "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', NULL, "
@@ -1183,6 +1184,10 @@ TEST(prediction_batches_are_checked_and_atomic)
         memcpy(bad, recs, sizeof bad);
         bad[9].time_ms = 0;
         ASSERT_ERR(ch_registry_log_predictions(r, bad, 10, &err), CH_EINVAL);
+        memcpy(bad, recs, sizeof bad);
+        bad[4].inputs_len = CH_PREDLOG_INPUTS_MAX + 1;
+        ASSERT_ERR(ch_registry_log_predictions(r, bad, 10, &err), CH_EINVAL);
+        ASSERT_CONTAINS(err.msg, "record 4: inputs_len");
         ASSERT_ERR(ch_registry_log_predictions(r, recs, 0, &err), CH_EINVAL);
         ASSERT_ERR(ch_registry_log_predictions(r, NULL, 1, &err), CH_EINVAL);
         ASSERT_ERR(ch_registry_log_predictions(NULL, recs, 1, &err), CH_EINVAL);
@@ -1261,6 +1266,469 @@ TEST(killed_mid_batch)
     ch_registry_close(r);
 }
 
+/* ---- reading the prediction log -------------------------------------------- */
+
+/* A row as a scan delivered it, copied out of the callback. */
+typedef struct got_row {
+    char id[CH_PREDICTION_ID_LEN + 1];
+    char customer[CH_PSEUDONYM_LEN + 1];
+    int has_customer;
+    double probability;
+    int label;
+    int64_t model_version;
+    int64_t time_ms;
+    unsigned char inputs[CH_PREDLOG_INPUTS_MAX];
+    size_t inputs_len;
+    int has_inputs;
+    int churned;
+    char observed_date[11];
+    int has_date;
+} got_row;
+
+typedef struct got {
+    got_row *rows;
+    size_t n;
+    size_t cap;
+    size_t stop_after; /* 0: never stop */
+    int bad;           /* a row broke the contract (pointers, lengths) */
+} scan_out;
+
+static int collect(void *ctx, const ch_prediction_row *r)
+{
+    scan_out *g = ctx;
+    got_row *o;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        got_row *rows = ch_realloc(g->rows, cap * sizeof *rows);
+        if (rows == NULL) {
+            g->bad = 1;
+            return 1;
+        }
+        g->rows = rows;
+        g->cap = cap;
+    }
+    o = &g->rows[g->n++];
+    memset(o, 0, sizeof *o);
+    if (r->id == NULL || strlen(r->id) != CH_PREDICTION_ID_LEN ||
+        (r->inputs == NULL) != (r->inputs_len == 0) || r->inputs_len > CH_PREDLOG_INPUTS_MAX ||
+        (r->churned < 0) != (r->observed_date == NULL) || r->churned > 1)
+        g->bad = 1;
+    else
+        memcpy(o->id, r->id, sizeof o->id);
+    if (r->customer != NULL) {
+        o->has_customer = 1;
+        snprintf(o->customer, sizeof o->customer, "%s", r->customer);
+    }
+    o->probability = r->probability;
+    o->label = r->label;
+    o->model_version = r->model_version;
+    o->time_ms = r->time_ms;
+    if (r->inputs != NULL && r->inputs_len <= CH_PREDLOG_INPUTS_MAX) {
+        o->has_inputs = 1;
+        o->inputs_len = r->inputs_len;
+        memcpy(o->inputs, r->inputs, r->inputs_len);
+    }
+    o->churned = r->churned;
+    if (r->observed_date != NULL) {
+        o->has_date = 1;
+        snprintf(o->observed_date, sizeof o->observed_date, "%s", r->observed_date);
+    }
+    return g->stop_after != 0 && g->n >= g->stop_after;
+}
+
+/* Scans with 'q' into 'g' (emptied first); fails the test on an error. */
+static void scan(ch_registry *r, const ch_prediction_query *q, scan_out *g)
+{
+    ch_error err = {0};
+    ch_err rc;
+    g->n = 0;
+    g->bad = 0;
+    rc = ch_registry_predictions_scan(r, q, collect, g, &err);
+    if (rc != CH_OK)
+        FAIL("scan: %s: %s", ch_strerror(rc), err.msg);
+    ASSERT(!g->bad);
+}
+
+static int64_t count_of(ch_registry *r, const ch_prediction_query *q)
+{
+    ch_error err = {0};
+    int64_t n = -1;
+    ch_err rc = ch_registry_predictions_count(r, q, &n, &err);
+    if (rc != CH_OK)
+        FAIL("count: %s: %s", ch_strerror(rc), err.msg);
+    return n;
+}
+
+/* Input bytes of record 'n': 'len' bytes that depend on 'n'. */
+static void fill_inputs(ch_prediction_rec *p, unsigned n, size_t len)
+{
+    p->inputs_len = (uint16_t)len;
+    for (size_t i = 0; i < len; i++)
+        p->inputs[i] = (unsigned char)(n * 13 + i * 7);
+}
+
+/* Every field comes back as it was logged; the blob byte for byte, NULL
+ * when none was logged, and the same from a read-only handle. */
+TEST(prediction_scan_round_trip)
+{
+    static const size_t lens[] = {87, 0, 1, CH_PREDLOG_INPUTS_MAX, 95, 0, 151};
+    const char *path = tmp_path("scan.db");
+    ch_registry *r = open_store(path);
+    ch_prediction_rec recs[7];
+    ch_error err = {0};
+    scan_out g = {0};
+
+    for (unsigned i = 0; i < 7; i++) {
+        recs[i] = pred(i, i % 2 ? 0 : 1 + i, 1000 + (int64_t)i);
+        fill_inputs(&recs[i], i, lens[i]);
+        /* Bytes past inputs_len are not part of the record. */
+        if (lens[i] < CH_PREDLOG_INPUTS_MAX)
+            recs[i].inputs[lens[i]] = 0xAB;
+    }
+    ASSERT_OK(ch_registry_log_predictions(r, recs, 7, &err));
+    ASSERT_OK(ch_registry_feedback_add(r, recs[2].id, NULL, 1, "2024-06-30", "t", NULL, &err));
+    for (int pass = 0; pass < 2; pass++) {
+        scan(r, NULL, &g);
+        ASSERT_INT_EQ(g.n, 7);
+        for (unsigned i = 0; i < 7; i++) {
+            const got_row *o = &g.rows[i];
+            ASSERT_STR_EQ(o->id, recs[i].id);
+            ASSERT_INT_EQ(o->has_customer, recs[i].customer[0] != '\0');
+            if (o->has_customer)
+                ASSERT_STR_EQ(o->customer, recs[i].customer);
+            ASSERT(o->probability == recs[i].probability);
+            ASSERT_INT_EQ(o->label, recs[i].label);
+            ASSERT_INT_EQ(o->model_version, recs[i].model_version);
+            ASSERT_INT_EQ(o->time_ms, recs[i].time_ms);
+            ASSERT_INT_EQ(o->has_inputs, lens[i] > 0);
+            ASSERT_INT_EQ(o->inputs_len, lens[i]);
+            ASSERT(memcmp(o->inputs, recs[i].inputs, lens[i]) == 0);
+            ASSERT_INT_EQ(o->churned, i == 2 ? 1 : -1);
+            ASSERT_INT_EQ(o->has_date, i == 2);
+        }
+        ASSERT_STR_EQ(g.rows[2].observed_date, "2024-06-30");
+        ASSERT_INT_EQ(count_of(r, NULL), 7);
+        check_ok(r);
+        ch_registry_close(r);
+        r = open_ro(path);
+    }
+    ch_registry_close(r);
+    ch_free(g.rows);
+}
+
+/* The reference: what a scan with 'q' must deliver from 'n' records
+ * logged in the order 'order' (rowid k is order[k]), with the feedback
+ * 'fb_pred' (prediction index) / 'fb_churned' in the order recorded:
+ * 'out' gets record indexes, oldest first. Written the slow, obvious way. */
+static size_t reference(const ch_prediction_rec *recs, const unsigned *order, size_t n,
+                        const unsigned *fb_pred, const int *fb_churned, size_t n_fb,
+                        const ch_prediction_query *q, unsigned *out, int *churned)
+{
+    size_t m = 0;
+    size_t first = 0;
+    /* Walk in rowid order, keep what matches, then sort by time (stable:
+     * equal times keep rowid order). */
+    for (size_t k = 0; k < n; k++) {
+        const ch_prediction_rec *p = &recs[order[k]];
+        int last = -1;
+        for (size_t f = 0; f < n_fb; f++)
+            if (fb_pred[f] == order[k])
+                last = fb_churned[f];
+        if (p->time_ms < q->since_ms || (q->until_ms != 0 && p->time_ms >= q->until_ms))
+            continue;
+        if (q->model_version != 0 && p->model_version != q->model_version)
+            continue;
+        if (q->labelled_only && last < 0)
+            continue;
+        out[m] = order[k];
+        churned[m] = last;
+        m++;
+    }
+    for (size_t i = 1; i < m; i++)
+        for (size_t j = i; j > 0 && recs[out[j - 1]].time_ms > recs[out[j]].time_ms; j--) {
+            unsigned t = out[j];
+            int c = churned[j];
+            out[j] = out[j - 1];
+            churned[j] = churned[j - 1];
+            out[j - 1] = t;
+            churned[j - 1] = c;
+        }
+    if (q->last_n != 0 && m > q->last_n)
+        first = m - q->last_n;
+    memmove(out, out + first, (m - first) * sizeof *out);
+    memmove(churned, churned + first, (m - first) * sizeof *churned);
+    return m - first;
+}
+
+/* Filters, order (time, then the order stored), last_n, the labelled
+ * join with the latest feedback, and count, against the reference over
+ * many random queries. */
+TEST(prediction_scan_filters_and_order)
+{
+    enum { N = 400, N_FB = 120 };
+    const char *path = tmp_path("filters.db");
+    ch_registry *r = open_store(path);
+    static ch_prediction_rec recs[N];
+    unsigned order[N];
+    unsigned fb_pred[N_FB];
+    int fb_churned[N_FB];
+    unsigned want[N];
+    int want_churned[N];
+    ch_error err = {0};
+    scan_out g = {0};
+    uint64_t x = 88172645463325252ull;
+
+    /* Times from 100 to 299 in random order, so many are shared, and
+     * stored in an order unrelated to time. */
+    for (unsigned i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        recs[i] = pred(i, 1 + i % 7, 100 + (int64_t)(x % 200));
+        recs[i].model_version = (int64_t)(x >> 20) % 4; /* 0: served from a file */
+        fill_inputs(&recs[i], i, i % 5 == 0 ? 0 : 80 + i % 9);
+        order[i] = i;
+    }
+    for (unsigned i = N - 1; i > 0; i--) {
+        unsigned j;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        j = (unsigned)(x % (i + 1));
+        unsigned t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (unsigned k = 0; k < N;) {
+        ch_prediction_rec batch[37];
+        unsigned m = 0;
+        while (m < 37 && k < N)
+            batch[m++] = recs[order[k++]];
+        ASSERT_OK(ch_registry_log_predictions(r, batch, m, &err));
+    }
+    /* Feedback: some predictions twice, the later report winning. */
+    for (unsigned f = 0; f < N_FB; f++) {
+        char date[16];
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        fb_pred[f] = f < 90 ? (unsigned)(x % N) : fb_pred[f - 90];
+        fb_churned[f] = (int)(x >> 40) & 1;
+        snprintf(date, sizeof date, "2024-01-%02u", 1 + f % 28);
+        ASSERT_OK(ch_registry_feedback_add(r, recs[fb_pred[f]].id, NULL, fb_churned[f], date, "t",
+                                           NULL, &err));
+    }
+
+    for (int t = 0; t < 600; t++) {
+        ch_prediction_query q;
+        size_t m;
+        memset(&q, 0, sizeof q);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x % 3 == 0)
+            q.since_ms = 90 + (int64_t)(x >> 8) % 220;
+        if ((x >> 3) % 3 == 0)
+            q.until_ms = q.since_ms + 1 + (int64_t)(x >> 16) % 150;
+        if ((x >> 5) % 3 == 0)
+            q.last_n = (size_t)(x >> 24) % 60;
+        if ((x >> 7) % 3 == 0)
+            q.model_version = (int64_t)(x >> 32) % 4;
+        q.labelled_only = (x >> 9) % 4 == 0;
+        m = reference(recs, order, N, fb_pred, fb_churned, N_FB, &q, want, want_churned);
+        scan(r, &q, &g);
+        if (g.n != m)
+            FAIL("query %d (since %lld, until %lld, last %zu, version %lld, labelled %d): %zu "
+                 "rows, want %zu",
+                 t, (long long)q.since_ms, (long long)q.until_ms, q.last_n,
+                 (long long)q.model_version, q.labelled_only, g.n, m);
+        for (size_t i = 0; i < m; i++) {
+            const ch_prediction_rec *p = &recs[want[i]];
+            ASSERT_STR_EQ(g.rows[i].id, p->id);
+            ASSERT_INT_EQ(g.rows[i].churned, want_churned[i]);
+            ASSERT_INT_EQ(g.rows[i].inputs_len, p->inputs_len);
+            ASSERT(memcmp(g.rows[i].inputs, p->inputs, p->inputs_len) == 0);
+        }
+        ASSERT_INT_EQ(count_of(r, &q), m);
+    }
+    /* The latest feedback's date comes with it. */
+    {
+        ch_prediction_query q;
+        memset(&q, 0, sizeof q);
+        q.labelled_only = 1;
+        scan(r, &q, &g);
+        for (size_t i = 0; i < g.n; i++) {
+            int last = -1;
+            for (unsigned f = 0; f < N_FB; f++)
+                if (strcmp(recs[fb_pred[f]].id, g.rows[i].id) == 0)
+                    last = (int)f;
+            ASSERT(last >= 0);
+            ASSERT_INT_EQ(g.rows[i].observed_date[8] - '0', (1 + (unsigned)last % 28) / 10);
+        }
+    }
+    /* A callback that stops ends the scan: CH_OK, no more rows. */
+    g.stop_after = 5;
+    scan(r, NULL, &g);
+    ASSERT_INT_EQ(g.n, 5);
+    g.stop_after = 0;
+    check_ok(r);
+    ch_registry_close(r);
+    ch_free(g.rows);
+}
+
+/* Layout 2, as the build before inputs wrote it: layout 1's tables and a
+ * copy of registry_sqlite.c's schema_v2, with predictions and feedback. */
+static const char layout2[] = LAYOUT1_TABLES
+    "ALTER TABLE audit ADD COLUMN target TEXT;"
+    "ALTER TABLE audit ADD COLUMN prev_hash TEXT;"
+    "ALTER TABLE audit ADD COLUMN hash TEXT;"
+    "CREATE INDEX audit_target ON audit(target, id);"
+    "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), n_entries INTEGER NOT NULL "
+    "CHECK (n_entries >= 0), last_id INTEGER NOT NULL, last_hash TEXT NOT NULL);"
+    "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head BEGIN SELECT RAISE(ABORT, "
+    "'audit rows are append-only'); END;"
+    "CREATE TABLE users (name TEXT PRIMARY KEY NOT NULL, role TEXT NOT NULL, password_hash TEXT "
+    "NOT NULL, disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)), created TEXT NOT "
+    "NULL, updated TEXT NOT NULL);"
+    "CREATE TABLE api_keys (id TEXT PRIMARY KEY NOT NULL, sha256 TEXT NOT NULL, role TEXT NOT "
+    "NULL, label TEXT, created TEXT NOT NULL, created_by TEXT NOT NULL, last_used TEXT, "
+    "revoked_at TEXT);"
+    "CREATE TABLE predictions (id TEXT PRIMARY KEY NOT NULL, customer TEXT, features_sha256 TEXT "
+    "NOT NULL, probability REAL NOT NULL, label INTEGER NOT NULL CHECK (label IN (0, 1)), "
+    "model_version INTEGER, latency_s REAL NOT NULL, time_ms INTEGER NOT NULL);"
+    "CREATE INDEX predictions_customer ON predictions(customer, time_ms);"
+    "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, prediction_id TEXT NOT NULL, "
+    "customer TEXT, churned INTEGER NOT NULL CHECK (churned IN (0, 1)), observed_date TEXT NOT "
+    "NULL, actor TEXT NOT NULL, at TEXT NOT NULL);"
+    "CREATE INDEX feedback_prediction ON feedback(prediction_id);"
+    "INSERT INTO audit_head VALUES (1, 0, 0, "
+    "'0000000000000000000000000000000000000000000000000000000000000000');"
+    "INSERT INTO predictions VALUES ('00000000000000000000000000000b02', NULL, "
+    "'cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc', 0.25, 0, 1, 0.001, 2000),"
+    " ('00000000000000000000000000000b01', '0123456789abcdef0123456789abcdef', "
+    "'dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', 0.75, 1, NULL, 0.002, "
+    "1000);"
+    "INSERT INTO feedback(prediction_id, customer, churned, observed_date, actor, at) VALUES "
+    "('00000000000000000000000000000b01', '0123456789abcdef0123456789abcdef', 1, '2024-03-01', "
+    "'t', '2024-03-02T00:00:00.000Z');"
+    "PRAGMA user_version = 2;";
+
+/* A layout-2 store migrates on a read-write open: its rows read back with
+ * inputs NULL, new rows carry theirs, and the new index exists. */
+TEST(layout2_store_migrates)
+{
+    const char *path = tmp_path("v2.db");
+    ch_registry *r;
+    ch_prediction_rec p;
+    ch_error err = {0};
+    scan_out g = {0};
+    char msg[256];
+
+    sql_ok(path, layout2);
+    {
+        ch_registry_opts o;
+        ch_registry_opts_default(&o);
+        o.read_only = 1;
+        r = NULL;
+        ASSERT_ERR(ch_registry_open(path, &o, &r, &err), CH_EDB);
+        ASSERT_CONTAINS(err.msg, "older layout 2");
+    }
+    r = open_store(path);
+    check_ok(r);
+    scan(r, NULL, &g);
+    ASSERT_INT_EQ(g.n, 2);
+    ASSERT_STR_EQ(g.rows[0].id, "00000000000000000000000000000b01");
+    ASSERT_INT_EQ(g.rows[0].has_inputs, 0);
+    ASSERT_INT_EQ(g.rows[0].model_version, 0);
+    ASSERT_INT_EQ(g.rows[0].churned, 1);
+    ASSERT_STR_EQ(g.rows[0].observed_date, "2024-03-01");
+    ASSERT_STR_EQ(g.rows[0].customer, "0123456789abcdef0123456789abcdef");
+    ASSERT_INT_EQ(g.rows[1].has_inputs, 0);
+    ASSERT_INT_EQ(g.rows[1].has_customer, 0);
+    ASSERT_INT_EQ(g.rows[1].churned, -1);
+    ASSERT(g.rows[1].probability == 0.25);
+    p = pred(77, 1, 1500);
+    fill_inputs(&p, 77, 87);
+    ASSERT_OK(ch_registry_log_predictions(r, &p, 1, &err));
+    scan(r, NULL, &g);
+    ASSERT_INT_EQ(g.n, 3);
+    ASSERT_STR_EQ(g.rows[1].id, p.id);
+    ASSERT_INT_EQ(g.rows[1].inputs_len, 87);
+    ASSERT(memcmp(g.rows[1].inputs, p.inputs, 87) == 0);
+    ASSERT_OK(ch_registry_feedback_add(r, NULL, "0123456789abcdef0123456789abcdef", 0, "2024-04-01",
+                                       "t", NULL, &err));
+    check_ok(r);
+    ch_registry_close(r);
+    /* Layout 3 with its index; opening again changes nothing. */
+    ASSERT_INT_EQ(
+        raw_sql(path, "CREATE INDEX predictions_time ON predictions(time_ms)", msg, sizeof msg),
+        SQLITE_ERROR);
+    ASSERT_CONTAINS(msg, "already exists");
+    r = open_ro(path);
+    ASSERT_INT_EQ(count_of(r, NULL), 3);
+    ch_registry_close(r);
+    {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        ASSERT_INT_EQ(sqlite3_step(st), SQLITE_ROW);
+        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 3);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    ch_free(g.rows);
+}
+
+/* Bad queries are CH_EINVAL and touch nothing. */
+TEST(prediction_query_arguments)
+{
+    const char *path = tmp_path("q.db");
+    ch_registry *r = open_store(path);
+    ch_prediction_query q;
+    ch_error err = {0};
+    int64_t n = -7;
+    scan_out g = {0};
+
+    memset(&q, 0, sizeof q);
+    ASSERT_ERR(ch_registry_predictions_scan(NULL, &q, collect, &g, &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_predictions_scan(r, &q, NULL, &g, &err), CH_EINVAL);
+    ASSERT_CONTAINS(err.msg, "callback");
+    ASSERT_ERR(ch_registry_predictions_count(NULL, &q, &n, &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_predictions_count(r, &q, NULL, &err), CH_EINVAL);
+    {
+        static const struct {
+            int64_t since, until, version;
+            size_t last_n;
+            int labelled;
+            const char *says;
+        } bad[] = {
+            {-1, 0, 0, 0, 0, "since_ms"},
+            {0, -5, 0, 0, 0, "until_ms is negative"},
+            {100, 100, 0, 0, 0, "not after since_ms"},
+            {100, 50, 0, 0, 0, "not after since_ms"},
+            {0, 0, -1, 0, 0, "model_version"},
+            {0, 0, 0, 0, 2, "labelled_only"},
+            {0, 0, 0, 0, -1, "labelled_only"},
+            {0, 0, 0, (size_t)INT64_MAX + 1, 0, "last_n"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            q.since_ms = bad[i].since;
+            q.until_ms = bad[i].until;
+            q.model_version = bad[i].version;
+            q.last_n = bad[i].last_n;
+            q.labelled_only = bad[i].labelled;
+            ASSERT_ERR(ch_registry_predictions_scan(r, &q, collect, &g, &err), CH_EINVAL);
+            ASSERT_CONTAINS(err.msg, bad[i].says);
+            ASSERT_ERR(ch_registry_predictions_count(r, &q, &n, NULL), CH_EINVAL);
+        }
+    }
+    ASSERT_INT_EQ(n, -7);
+    ASSERT_INT_EQ(g.n, 0);
+    /* Edges that are fine: an empty store, a window of one millisecond,
+     * the largest last_n. */
+    memset(&q, 0, sizeof q);
+    q.since_ms = 5;
+    q.until_ms = 6;
+    q.last_n = (size_t)INT64_MAX;
+    scan(r, &q, &g);
+    ASSERT_INT_EQ(g.n, 0);
+    ASSERT_INT_EQ(count_of(r, &q), 0);
+    ch_registry_close(r);
+}
+
 /* ---- argument checks common to every call -------------------------------- */
 
 TEST(null_handles_and_buffers)
@@ -1307,8 +1775,10 @@ static ch_err scenario(ch_registry *r, ch_error *err)
     ch_buf b;
     ch_err rc;
 
-    for (unsigned i = 0; i < 3; i++)
+    for (unsigned i = 0; i < 3; i++) {
         recs[i] = pred(i, 1, 100 + (int64_t)i);
+        fill_inputs(&recs[i], i, 90);
+    }
     ch_buf_init(&b, 1 << 20);
     rc = ch_registry_user_add(r, "ann", "admin", HASH_A, "t", err);
     if (rc == CH_OK)
@@ -1335,6 +1805,21 @@ static ch_err scenario(ch_registry *r, ch_error *err)
         rc = ch_registry_keys_json(r, &b, err);
     if (rc == CH_OK)
         rc = ch_registry_feedback_json(r, 0, &b, err);
+    if (rc == CH_OK) {
+        ch_prediction_query q;
+        scan_out g = {0};
+        memset(&q, 0, sizeof q);
+        rc = ch_registry_predictions_scan(r, &q, collect, &g, err);
+        if (rc == CH_OK && g.n != 3)
+            rc = ch_error_set(err, CH_EDATA, "scan gave %zu rows", g.n);
+        q.labelled_only = 1;
+        q.last_n = 1;
+        if (rc == CH_OK)
+            rc = ch_registry_predictions_scan(r, &q, collect, &g, err);
+        if (rc == CH_OK)
+            rc = ch_registry_predictions_count(r, &q, &n, err);
+        ch_free(g.rows);
+    }
     if (rc == CH_OK)
         rc = ch_registry_audit_tail_json(r, 0, &b, err);
     if (rc == CH_OK)
@@ -1502,5 +1987,6 @@ TEST_MAIN(T(users_round_trip), T(users_with_real_password_hash), T(api_keys),
           T(audit_hash_matches_documented_layout), T(audit_tampering_is_found),
           T(migration_chains_existing_rows), T(concurrent_appends_keep_one_chain),
           T(predictions_and_feedback), T(prediction_batches_are_checked_and_atomic),
-          T(killed_mid_batch), T(null_handles_and_buffers), T(out_of_memory),
-          T(out_of_memory_migrating))
+          T(killed_mid_batch), T(prediction_scan_round_trip), T(prediction_scan_filters_and_order),
+          T(layout2_store_migrates), T(prediction_query_arguments), T(null_handles_and_buffers),
+          T(out_of_memory), T(out_of_memory_migrating))
