@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "ch/alloc.h"
+#include "ch/drift.h"
 #include "ch/bundle.h"
 #include "ch/model.h"
 #include "ch/split.h"
@@ -610,6 +611,10 @@ static int better(const combo *a, const combo *b)
 
 /* ---- reference profile ------------------------------------------------------ */
 
+#define PROFILE_VERSION 2    /* the layout monitoring reads (include/ch/monitor.h) */
+#define PROFILE_BINS    10   /* quantile bins per numeric column and for the score */
+#define PROFILE_SAMPLE  2048 /* sorted values kept per numeric column and for the score */
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a;
@@ -630,16 +635,59 @@ static void quantiles(ch_buf *b, double *v, size_t n)
     ch_buf_puts(b, "]");
 }
 
-/* Reference profile: per input column on the training rows (numeric:
- * deciles, mean, missing share; categorical: level shares), and the
- * final model's calibrated scores on the test rows (deciles and a
- * 20-bin histogram): what monitoring compares live traffic against. */
-static ch_err profile_json(run *R, const double *test_p, ch_buf *b, ch_error *err)
+/* Writes the monitoring part of a numeric profile from the sorted values
+ * 'v[0..n)': "edges" (the distinct interior cut points of PROFILE_BINS
+ * quantile bins), "counts" (values per bin, a value v falling in the bin
+ * numbered by how many edges are <= v), and "sample" (every value when
+ * there are at most PROFILE_SAMPLE, else PROFILE_SAMPLE evenly spaced
+ * order statistics), which KS and Wasserstein distances compare against. */
+static void profile_dist(ch_buf *b, const double *v, size_t n)
+{
+    double edges[PROFILE_BINS];
+    double counts[PROFILE_BINS];
+    size_t n_edges = 0;
+    size_t m = n < PROFILE_SAMPLE ? n : PROFILE_SAMPLE;
+    /* Both calls only fail on bad input, which sorted finite values are
+     * not; an empty column gets no edges and one empty bin. */
+    if (n == 0 || ch_drift_edges(v, n, PROFILE_BINS, edges, &n_edges, NULL) != CH_OK)
+        n_edges = 0;
+    if (ch_drift_bin_counts(edges, n_edges, v, n, counts, NULL) != CH_OK)
+        memset(counts, 0, sizeof counts);
+    ch_buf_puts(b, ", \"edges\": [");
+    for (size_t k = 0; k < n_edges; k++) {
+        ch_buf_puts(b, k ? ", " : "");
+        ch_buf_json_num(b, edges[k]);
+    }
+    ch_buf_puts(b, "], \"counts\": [");
+    for (size_t k = 0; k <= n_edges; k++)
+        ch_buf_printf(b, "%s%.0f", k ? ", " : "", counts[k]);
+    ch_buf_puts(b, "], \"sample\": [");
+    for (size_t i = 0; i < m; i++) {
+        size_t at = m == n ? i : (size_t)(((double)i + 0.5) * (double)n / (double)m);
+        ch_buf_puts(b, i ? ", " : "");
+        ch_buf_json_num(b, v[at < n ? at : n - 1]);
+    }
+    ch_buf_putc(b, ']');
+}
+
+/* Reference profile (profile_version 2): per input column on the training
+ * rows (numeric: row and missing counts, mean, sd, deciles, quantile bins
+ * and a sorted sample; categorical: counts and shares per fitted level,
+ * missing, and values outside the levels), and the final model's
+ * calibrated scores on the test rows (the same distribution summary, a
+ * 20-bin histogram, and a 10-bin calibration table against the test
+ * labels): what monitoring compares live traffic against. */
+static ch_err profile_json(run *R, const double *test_p, const double *test_y, ch_buf *b,
+                           ch_error *err)
 {
     double *tmp = ch_malloc_array(R->n_train + R->n_test + 1, sizeof *tmp);
+    ch_err rc;
     if (tmp == NULL)
         return ch_error_set(err, CH_ENOMEM, "out of memory");
-    ch_buf_printf(b, "{\"rows\": %zu, \"columns\": {", R->n_train);
+    ch_buf_printf(b,
+                  "{\"profile_version\": %d, \"rows\": %zu, \"bins\": %d, \"sample_max\": %d, "
+                  "\"columns\": {",
+                  PROFILE_VERSION, R->n_train, PROFILE_BINS, PROFILE_SAMPLE);
     for (size_t j = 0, first = 1; j < ch_schema_n_cols(R->schema); j++) {
         const ch_schema_col *c = ch_schema_col_ref(R->schema, j);
         if (c->kind == CH_KIND_ID || c->kind == CH_KIND_TARGET)
@@ -651,7 +699,8 @@ static ch_err profile_json(run *R, const double *test_p, ch_buf *b, ch_error *er
             const int32_t *codes = ch_frame_codes(R->frame, j);
             size_t nl = ch_frame_n_levels(R->frame, j);
             size_t miss = 0;
-            ch_buf_puts(b, ": {\"levels\": {");
+            size_t other = 0;
+            ch_buf_printf(b, ": {\"kind\": \"categorical\", \"n\": %zu, \"levels\": {", R->n_train);
             for (size_t k = 0; k < nl; k++) {
                 size_t cnt = 0;
                 for (size_t i = 0; i < R->n_train; i++)
@@ -662,15 +711,32 @@ static ch_err profile_json(run *R, const double *test_p, ch_buf *b, ch_error *er
                 ch_buf_puts(b, ": ");
                 ch_buf_json_num(b, (double)cnt / (double)R->n_train);
             }
+            ch_buf_puts(b, "}, \"counts\": {");
+            for (size_t k = 0; k < nl; k++) {
+                size_t cnt = 0;
+                const char *name = ch_frame_level(R->frame, j, k);
+                for (size_t i = 0; i < R->n_train; i++)
+                    cnt += codes[R->train[i]] == (int32_t)k;
+                /* Levels past the schema's categories are values kept by
+                 * on_unknown: "keep"; monitoring counts them as "other". */
+                if (k >= c->n_categories) {
+                    other += cnt;
+                    continue;
+                }
+                ch_buf_puts(b, k ? ", " : "");
+                ch_buf_json_str(b, name, strlen(name));
+                ch_buf_printf(b, ": %zu", cnt);
+            }
             for (size_t i = 0; i < R->n_train; i++)
                 miss += codes[R->train[i]] < 0;
-            ch_buf_puts(b, "}, \"missing\": ");
+            ch_buf_printf(b, "}, \"n_missing\": %zu, \"n_other\": %zu, \"missing\": ", miss, other);
             ch_buf_json_num(b, (double)miss / (double)R->n_train);
             ch_buf_putc(b, '}');
         } else {
             const double *num = ch_frame_num(R->frame, j);
             size_t n = 0;
             double sum = 0;
+            double ss = 0;
             for (size_t i = 0; i < R->n_train; i++) {
                 double v = num[R->train[i]];
                 if (!isnan(v)) {
@@ -678,18 +744,26 @@ static ch_err profile_json(run *R, const double *test_p, ch_buf *b, ch_error *er
                     sum += v;
                 }
             }
-            ch_buf_puts(b, ": {\"mean\": ");
+            for (size_t i = 0; i < n; i++)
+                ss += (tmp[i] - sum / (double)n) * (tmp[i] - sum / (double)n);
+            ch_buf_printf(b, ": {\"kind\": \"numeric\", \"n\": %zu, \"n_missing\": %zu, \"mean\": ",
+                          R->n_train, R->n_train - n);
             ch_buf_json_num(b, n > 0 ? sum / (double)n : NAN);
+            ch_buf_puts(b, ", \"sd\": ");
+            ch_buf_json_num(b, n > 0 ? sqrt(ss / (double)n) : NAN);
             ch_buf_puts(b, ", \"missing\": ");
             ch_buf_json_num(b, (double)(R->n_train - n) / (double)R->n_train);
             ch_buf_puts(b, ", \"deciles\": ");
-            quantiles(b, tmp, n);
+            quantiles(b, tmp, n); /* sorts 'tmp' */
+            profile_dist(b, tmp, n);
             ch_buf_putc(b, '}');
         }
     }
-    ch_buf_puts(b, "}, \"score\": {\"source\": \"test rows\", \"deciles\": ");
+    ch_buf_printf(b,
+                  "}, \"score\": {\"source\": \"test rows\", \"n\": %zu, \"deciles\": ", R->n_test);
     memcpy(tmp, test_p, R->n_test * sizeof *tmp);
     quantiles(b, tmp, R->n_test);
+    profile_dist(b, tmp, R->n_test);
     ch_buf_puts(b, ", \"histogram\": [");
     {
         size_t h[20] = {0};
@@ -700,7 +774,32 @@ static ch_err profile_json(run *R, const double *test_p, ch_buf *b, ch_error *er
         for (int k = 0; k < 20; k++)
             ch_buf_printf(b, "%s%zu", k ? ", " : "", h[k]);
     }
-    ch_buf_puts(b, "]}}");
+    ch_buf_puts(b, "]");
+    {
+        ch_reliability rel;
+        rc = ch_metric_reliability(test_y, test_p, NULL, R->n_test, 10, &rel, err);
+        if (rc != CH_OK) {
+            ch_free(tmp);
+            return rc;
+        }
+        ch_buf_puts(b, ", \"calibration\": {\"bins\": 10, \"count\": [");
+        for (size_t k = 0; k < rel.n_bins; k++)
+            ch_buf_printf(b, "%s%.0f", k ? ", " : "", rel.count[k]);
+        ch_buf_puts(b, "], \"mean_predicted\": [");
+        for (size_t k = 0; k < rel.n_bins; k++) {
+            ch_buf_puts(b, k ? ", " : "");
+            ch_buf_json_num(b, rel.mean_pred[k]);
+        }
+        ch_buf_puts(b, "], \"observed_rate\": [");
+        for (size_t k = 0; k < rel.n_bins; k++) {
+            ch_buf_puts(b, k ? ", " : "");
+            ch_buf_json_num(b, rel.rate[k]);
+        }
+        ch_buf_puts(b, "], \"ece\": ");
+        ch_buf_json_num(b, rel.ece);
+        ch_buf_putc(b, '}');
+    }
+    ch_buf_puts(b, "}}");
     ch_free(tmp);
     return ch_buf_status(b);
 }
@@ -1137,7 +1236,7 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
         ch_bundle_parts parts;
         ch_json *tj = NULL;
         double v;
-        if ((rc = profile_json(&R, p_te, &profile, err)) != CH_OK)
+        if ((rc = profile_json(&R, p_te, y_te, &profile, err)) != CH_OK)
             goto done;
         utc_now(finished);
         if (lineage_json != NULL && lineage_json[0] == '{') {
