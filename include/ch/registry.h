@@ -473,6 +473,29 @@ CH_API CH_NODISCARD ch_err ch_registry_feedback_count(ch_registry *r, int64_t *n
 CH_API CH_NODISCARD ch_err ch_registry_feedback_json(ch_registry *r, size_t limit, ch_buf *b,
                                                      ch_error *err);
 
+/* ---- monitoring results ------------------------------------------------- */
+
+#define CH_REGISTRY_MONITOR_KEEP 1000 /* results of each kind kept; older ones go */
+
+/* Keeps one monitoring result: 'kind' "drift", "decay" or "estimate",
+ * the model version it measured (0: none), its window ('since_ms' and
+ * 'until_ms', 0 for an open end), the predictions read and the document
+ * 'json' (a JSON object, stored as given). Only the latest
+ * CH_REGISTRY_MONITOR_KEEP of a kind are kept. Errors: CH_EINVAL (an
+ * unknown kind, 'json' not an object, negative counts), CH_EDB, CH_EBUSY,
+ * CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_monitor_put(ch_registry *r, const char *kind,
+                                                   int64_t version, int64_t since_ms,
+                                                   int64_t until_ms, int64_t predictions,
+                                                   const char *json, ch_error *err);
+
+/* Appends the latest 'limit' results of 'kind' (0: all), newest first:
+ * [{"id", "kind", "model_version", "computed_at", "since", "until",
+ * "predictions", "result"}...]. Errors: CH_EINVAL (unknown kind), and as
+ * for the other read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_monitor_list(ch_registry *r, const char *kind, size_t limit,
+                                                    ch_buf *b, ch_error *err);
+
 /* Checks the store's invariants: integrity_check and foreign keys pass,
  * the audit log's append-only triggers exist, aliases point at versions,
  * each alias equals the 'to' of the latest audit row that moved it, every

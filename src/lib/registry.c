@@ -1112,6 +1112,54 @@ ch_err ch_registry_feedback_count(ch_registry *r, int64_t *n, ch_error *err)
     return rc;
 }
 
+/* ---- monitoring results ------------------------------------------------- */
+
+static ch_err monitor_kind(const char *kind, ch_error *err)
+{
+    if (kind == NULL ||
+        (strcmp(kind, "drift") != 0 && strcmp(kind, "decay") != 0 && strcmp(kind, "estimate") != 0))
+        return ch_error_set(err, CH_EINVAL,
+                            "monitoring result kind must be drift, decay or estimate");
+    return CH_OK;
+}
+
+ch_err ch_registry_monitor_put(ch_registry *r, const char *kind, int64_t version, int64_t since_ms,
+                               int64_t until_ms, int64_t predictions, const char *json,
+                               ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = monitor_kind(kind, err);
+    if (rc == CH_OK && (version < 0 || since_ms < 0 || until_ms < 0 || predictions < 0))
+        rc = ch_error_set(err, CH_EINVAL, "monitoring result: negative version, time or count");
+    if (rc == CH_OK)
+        rc = need(json, "monitoring result", err);
+    if (rc == CH_OK)
+        rc = check_object(json, "monitoring result", err);
+    if (rc == CH_OK)
+        rc = r->ops->monitor_put(r->be, kind, version, since_ms, until_ms, predictions, json, err);
+    return rc;
+}
+
+typedef struct monitor_list_arg {
+    const char *kind;
+    size_t limit;
+} monitor_list_arg;
+
+static ch_err rd_monitor(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
+    const monitor_list_arg *a = arg;
+    return r->ops->monitor_list(r->be, a->kind, a->limit, b, err);
+}
+
+ch_err ch_registry_monitor_list(ch_registry *r, const char *kind, size_t limit, ch_buf *b,
+                                ch_error *err)
+{
+    monitor_list_arg a = {kind, limit};
+    ch_err rc = monitor_kind(kind, err);
+    return rc != CH_OK ? rc : read_into(r, rd_monitor, &a, b, err);
+}
+
 /* ---- helpers shared with the back ends --------------------------------- */
 
 /* Feeds one field of the canonical text: "name=~\n" or

@@ -175,6 +175,11 @@ typedef struct ch__registry_ops {
     ch_err (*predictions_scan)(void *be, const ch__prediction_query *q, ch_prediction_row_fn fn,
                                void *ctx, ch_error *err);
     ch_err (*predictions_count)(void *be, const ch__prediction_query *q, int64_t *n, ch_error *err);
+
+    /* Monitoring results; 'kind' has been checked. */
+    ch_err (*monitor_put)(void *be, const char *kind, int64_t version, int64_t since_ms,
+                          int64_t until_ms, int64_t predictions, const char *json, ch_error *err);
+    ch_err (*monitor_list)(void *be, const char *kind, size_t limit, ch_buf *b, ch_error *err);
 } ch__registry_ops;
 
 /* The SQLite back end (registry_sqlite.c). */

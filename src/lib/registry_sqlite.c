@@ -52,7 +52,7 @@
 #include "ch/hash.h"
 
 /* The layout this build writes (PRAGMA user_version). */
-#define LAYOUT 3
+#define LAYOUT 4
 
 /* Audit rows cannot be changed once written. Layout 2's migration drops
  * and re-creates the update trigger to chain the existing rows, so the
@@ -198,6 +198,20 @@ static const char schema_v2[] =
 static const char schema_v3[] = "ALTER TABLE predictions ADD COLUMN inputs BLOB;\n"
                                 "CREATE INDEX predictions_time ON predictions(time_ms);\n";
 
+/* Layout 4: monitoring results, with their history (monitor.h, watch.h). */
+static const char schema_v4[] =
+    "CREATE TABLE monitor_results (\n"
+    "    id            INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    kind          TEXT NOT NULL CHECK (kind IN ('drift', 'decay', 'estimate')),\n"
+    "    model_version INTEGER,\n"
+    "    computed_at   TEXT NOT NULL,\n"
+    "    since_ms      INTEGER,\n"
+    "    until_ms      INTEGER,\n"
+    "    predictions   INTEGER NOT NULL CHECK (predictions >= 0),\n"
+    "    result_json   TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX monitor_results_kind ON monitor_results(kind, id);\n";
+
 /* Alias moves, as opposed to decisions that moved nothing. */
 #define MOVES "('alias', 'promote', 'rollback')"
 
@@ -226,6 +240,7 @@ static const struct migration {
     {schema_v1, NULL},
     {schema_v2, chain_audit},
     {schema_v3, NULL},
+    {schema_v4, NULL},
 };
 
 /* ---- SQLite's memory through ch_malloc --------------------------------- */
@@ -3082,6 +3097,81 @@ static ch_err sq_check(void *be, ch_error *err)
     return txn(be, 0, check_body, NULL, "checking the store", err);
 }
 
+/* ---- monitoring results ------------------------------------------------ */
+
+typedef struct monitor_put_ctx {
+    const char *kind;
+    int64_t version, since_ms, until_ms, predictions;
+    const char *json;
+} monitor_put_ctx;
+
+static ch_err monitor_put_body(sq *s, void *vc, ch_error *err)
+{
+    monitor_put_ctx *c = vc;
+    char at[CH__REGISTRY_TS_LEN];
+    const char *what = "storing a monitoring result";
+    ch_err rc;
+    ch__registry_now(at);
+    rc =
+        exec(s, what, err,
+             "INSERT INTO monitor_results (kind, model_version, computed_at, since_ms, until_ms, "
+             "predictions, result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             "tItIIit", c->kind, c->version, at, c->since_ms, c->until_ms, c->predictions, c->json);
+    /* History is bounded: the oldest of a kind go past the limit. */
+    if (rc == CH_OK)
+        rc = exec(s, what, err,
+                  "DELETE FROM monitor_results WHERE kind = ?1 AND id <= (SELECT id FROM "
+                  "monitor_results WHERE kind = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                  "ti", c->kind, (int64_t)CH_REGISTRY_MONITOR_KEEP);
+    return rc;
+}
+
+static ch_err sq_monitor_put(void *be, const char *kind, int64_t version, int64_t since_ms,
+                             int64_t until_ms, int64_t predictions, const char *json, ch_error *err)
+{
+    monitor_put_ctx c = {kind, version, since_ms, until_ms, predictions, json};
+    return txn(be, 1, monitor_put_body, &c, "storing a monitoring result", err);
+}
+
+static void monitor_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_text(o, "kind", 1);
+    o_int(o, "model_version", 2);
+    o_text(o, "computed_at", 3);
+    o_ms_time(o, "since", 4);
+    o_ms_time(o, "until", 5);
+    o_int(o, "predictions", 6);
+    o_json(o, "result", 7);
+}
+
+typedef struct monitor_list_ctx {
+    const char *kind;
+    int64_t limit;
+    ch_buf *b;
+} monitor_list_ctx;
+
+static ch_err monitor_list_body(sq *s, void *vc, ch_error *err)
+{
+    monitor_list_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing monitoring results";
+    ch_err rc =
+        prep(s, &st, what, err,
+             "SELECT id, kind, model_version, computed_at, since_ms, until_ms, predictions, "
+             "result_json FROM monitor_results WHERE kind = ?1 ORDER BY id DESC LIMIT ?2",
+             "ti", c->kind, c->limit);
+    if (rc != CH_OK)
+        return rc;
+    return array_rows(s, st, c->b, monitor_fields, what, err);
+}
+
+static ch_err sq_monitor_list(void *be, const char *kind, size_t limit, ch_buf *b, ch_error *err)
+{
+    monitor_list_ctx c = {kind, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, b};
+    return txn(be, 0, monitor_list_body, &c, "listing monitoring results", err);
+}
+
 const ch__registry_ops ch__registry_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -3117,4 +3207,6 @@ const ch__registry_ops ch__registry_sqlite_ops = {
     .feedback_json = sq_feedback_json,
     .predictions_scan = sq_predictions_scan,
     .predictions_count = sq_predictions_count,
+    .monitor_put = sq_monitor_put,
+    .monitor_list = sq_monitor_list,
 };

@@ -1665,7 +1665,7 @@ TEST(layout2_store_migrates)
         ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_step(st), SQLITE_ROW);
-        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 3);
+        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 4); /* migrated through to the current layout */
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
@@ -1982,7 +1982,61 @@ TEST(out_of_memory_migrating)
     ASSERT(failures > 20);
 }
 
-TEST_MAIN(T(users_round_trip), T(users_with_real_password_hash), T(api_keys),
+/* Monitoring results: kept with their history, newest first, bounded to
+ * CH_REGISTRY_MONITOR_KEEP per kind; bad arguments touch nothing. */
+TEST(monitor_results)
+{
+    const char *path = tmp_path("mon.db");
+    ch_registry *r = open_store(path);
+    ch_error err = {0};
+    ch_buf b;
+    ch_json *doc = NULL;
+    char json[64];
+    ASSERT_OK(ch_registry_monitor_put(r, "drift", 3, 1000, 2000, 10, "{\"n\": 1}", &err));
+    ASSERT_OK(ch_registry_monitor_put(r, "drift", 3, 0, 0, 20, "{\"n\": 2}", &err));
+    ASSERT_OK(ch_registry_monitor_put(r, "decay", 0, 0, 0, 0, "{\"n\": 3}", &err));
+    ASSERT_ERR(ch_registry_monitor_put(r, "drifts", 3, 0, 0, 1, "{}", &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_monitor_put(r, "drift", 3, 0, 0, 1, "[1]", &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_monitor_put(r, "drift", 3, 0, 0, -1, "{}", &err), CH_EINVAL);
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_monitor_list(r, "drift", 0, &b, &err));
+    ASSERT_OK(ch_json_parse(b.data, b.len, &doc, &err));
+    ASSERT_INT_EQ(ch_json_len(doc), 2);
+    {
+        double n = 0, pred = 0;
+        const ch_json *first = ch_json_at(doc, 0);
+        ch_json_num(ch_json_get(ch_json_get(first, "result"), "n"), &n);
+        ch_json_num(ch_json_get(first, "predictions"), &pred);
+        ASSERT(n == 2 && pred == 20);
+        ASSERT(ch_json_typeof(ch_json_get(first, "since")) == CH_JSON_NULL);
+        ASSERT_STR_EQ(ch_json_str(ch_json_get(ch_json_at(doc, 1), "since"), NULL),
+                      "1970-01-01T00:00:01.000Z");
+    }
+    ch_json_free(doc);
+    ch_buf_clear(&b);
+    ASSERT_ERR(ch_registry_monitor_list(r, "nope", 0, &b, &err), CH_EINVAL);
+    for (int i = 0; i < CH_REGISTRY_MONITOR_KEEP + 5; i++) {
+        snprintf(json, sizeof json, "{\"i\": %d}", i);
+        ASSERT_OK(ch_registry_monitor_put(r, "estimate", 1, 0, 0, 1, json, &err));
+    }
+    ASSERT_OK(ch_registry_monitor_list(r, "estimate", 0, &b, &err));
+    ASSERT_OK(ch_json_parse(b.data, b.len, &doc, &err));
+    ASSERT_INT_EQ(ch_json_len(doc), CH_REGISTRY_MONITOR_KEEP);
+    {
+        double first = -1, last = -1;
+        ch_json_num(ch_json_get(ch_json_get(ch_json_at(doc, 0), "result"), "i"), &first);
+        ch_json_num(
+            ch_json_get(ch_json_get(ch_json_at(doc, CH_REGISTRY_MONITOR_KEEP - 1), "result"), "i"),
+            &last);
+        ASSERT(first == CH_REGISTRY_MONITOR_KEEP + 4 && last == 5);
+    }
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    ASSERT_OK(ch_registry_check(r, &err));
+    ch_registry_close(r);
+}
+
+TEST_MAIN(T(monitor_results), T(users_round_trip), T(users_with_real_password_hash), T(api_keys),
           T(key_use_does_not_wait), T(audit_append_and_tail),
           T(audit_hash_matches_documented_layout), T(audit_tampering_is_found),
           T(migration_chains_existing_rows), T(concurrent_appends_keep_one_chain),
