@@ -156,6 +156,7 @@ int cmd_models(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
 
 /* ---- users, API keys and the audit log ---------------------------------- */
 

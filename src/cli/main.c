@@ -30,6 +30,8 @@ static const command commands[] = {
     {"train", cmd_train, "cross-validate the model families, register the calibrated winner"},
     {"evaluate", cmd_evaluate, "a model's metrics on a labelled CSV file"},
     {"score", cmd_score, "score a CSV file: probability, label and risk band per row"},
+    {"monitor", cmd_monitor,
+     "data drift, decay from feedback, label-free estimates, an HTML report"},
     {"serve", cmd_serve, "run the prediction service: HTTP/JSON API with auth, audit and metrics"},
     {"runs", cmd_runs, "training runs in the tracking store: list, show, compare"},
     {"models", cmd_models, "the model registry: list, show, promote, rollback, audit"},
