@@ -113,4 +113,5 @@ void h_ops_metrics(call *c)
     ch_buf_puts(b, "# HELP churn_start_time_seconds Unix time the server started.\n"
                    "# TYPE churn_start_time_seconds gauge\n");
     ch_buf_printf(b, "churn_start_time_seconds %.3f\n", c->a->m.start_time);
+    jobs_metrics(c->a, b);
 }

@@ -26,6 +26,8 @@ const route routes[] = {
     {"POST", "/v1/keys", h_keys_create, CH_PERM_USERS},
     {"POST", "/v1/keys/{id}/revoke", h_keys_revoke, CH_PERM_USERS},
     {"GET", "/v1/audit", h_audit_list, CH_PERM_AUDIT},
+    {"GET", "/v1/monitor/{kind}", h_monitor_get, CH_PERM_MONITOR},
+    {"POST", "/v1/monitor/run", h_monitor_run, CH_PERM_MODELS_WRITE},
     {"GET", "/healthz", h_ops_healthz, ROUTE_PUBLIC},
     {"GET", "/readyz", h_ops_readyz, ROUTE_PUBLIC},
     {"GET", "/metrics", h_ops_metrics, ROUTE_PUBLIC},

@@ -1039,6 +1039,12 @@ int server_run(const ch_config *cfg, const char *model_ref)
             server_log("cannot start the reload watcher: the served model will not follow "
                        "promotions");
     }
+    rc = jobs_start(a, &err);
+    if (rc != CH_OK) {
+        fprintf(stderr, "churn serve: %s\n", err.msg);
+        code = rc == CH_EINVAL ? 1 : 2;
+        goto done;
+    }
     server_log("listening on http://%s%s%s:%d/ (ready in %.0f ms, %d threads)",
                strchr(a->o.host, ':') != NULL ? "[" : "", a->o.host,
                strchr(a->o.host, ':') != NULL ? "]" : "", http_port(a->http),
@@ -1067,6 +1073,7 @@ done:
     pthread_mutex_unlock(&a->stop_mu);
     if (a->reload_started)
         pthread_join(a->reload_thr, NULL);
+    jobs_stop(a);
     http_stop(a->http);
     if (a->plog != NULL) {
         ch_predlog_stats st;

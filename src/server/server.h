@@ -22,6 +22,7 @@
 #include "ch/explain.h"
 #include "ch/predlog.h"
 #include "ch/registry.h"
+#include "ch/watch.h"
 #include "http.h"
 #include "metrics.h"
 
@@ -42,6 +43,44 @@ typedef struct served {
 
 /* Per-principal token buckets. */
 typedef struct rate_limiter rate_limiter;
+
+/* ---- the monitoring scheduler (jobs.c) -------------------------------------- */
+
+#define MONITOR_MAX_FEATURES 256 /* columns exported as drift gauges */
+#define MONITOR_MAX_VERSIONS 16  /* versions exported as performance gauges */
+
+typedef struct feature_gauge {
+    char name[64];
+    double psi;
+    int alert;
+} feature_gauge;
+
+/* The scheduler's state; everything below 'mu' is guarded by it. */
+typedef struct monitor_jobs {
+    pthread_t thr;
+    int started;
+    atomic_int trigger; /* 1: run now (POST /v1/monitor/run) */
+    int interval_s;     /* monitor.interval_s */
+    int first;          /* the first run is due first_delay_s after start */
+    int first_delay_s;
+    ch_watch_job job; /* from the monitor.* settings, read once */
+    pthread_mutex_t mu;
+    char *doc[3];        /* latest drift, decay, estimate documents */
+    int64_t computed_ms; /* when they were computed */
+    int64_t version;     /* the model they measure */
+    size_t rows;         /* predictions read */
+    double seconds;      /* the job's duration */
+    feature_gauge feat[MONITOR_MAX_FEATURES];
+    size_t n_feat;
+    double score_psi;
+    int score_alert;
+    ch_watch_version versions[MONITOR_MAX_VERSIONS];
+    size_t n_versions;
+    size_t min_labels;
+    uint64_t runs_ok, runs_failed;
+    double last_success_s; /* unix seconds, 0 when none */
+    char last_error[256];
+} monitor_jobs;
 
 /* Settings of a running server, read once from the configuration. */
 typedef struct server_opts {
@@ -88,6 +127,7 @@ typedef struct app {
     atomic_int stopping;
     atomic_uint_fast64_t pred_seq;
     uint64_t pred_key;
+    monitor_jobs jobs;
 } app;
 
 /* One call of a route handler. */
@@ -146,6 +186,24 @@ void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t unix_now(void);
 int64_t unix_now_ms(void);
 
+/* ---- monitoring jobs (jobs.c) ------------------------------------------------ */
+
+/* Reads the monitor.* settings and starts the scheduler thread (not when
+ * monitor.interval_s is 0 or the server serves a file). Errors: CH_EINVAL
+ * (a bad setting), CH_EIO (no thread). */
+ch_err jobs_start(app *a, ch_error *err);
+/* Joins the scheduler (after 'stopping' is set and stop_cv broadcast)
+ * and frees its results. */
+void jobs_stop(app *a);
+/* Asks for a run now; 0 when the scheduler is not running. */
+int jobs_trigger(app *a);
+/* Appends the latest result of 'kind' ("drift", "decay", "estimate") as
+ * {"kind", "computed_at", "model_version", "window", "predictions",
+ * "seconds", "result"}; returns 0 (nothing appended) when there is none. */
+int jobs_latest(app *a, const char *kind, ch_buf *b);
+/* Appends the monitoring gauges in Prometheus text format. */
+void jobs_metrics(app *a, ch_buf *b);
+
 /* ---- handlers (h_*.c) ------------------------------------------------------ */
 
 void h_predict_one(call *c);
@@ -166,6 +224,8 @@ void h_ops_healthz(call *c);
 void h_ops_readyz(call *c);
 void h_ops_metrics(call *c);
 void h_ops_openapi(call *c);
+void h_monitor_get(call *c);
+void h_monitor_run(call *c);
 
 /* ---- routes (routes.c) ----------------------------------------------------- */
 

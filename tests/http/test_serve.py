@@ -180,6 +180,10 @@ try:
         ("POST", "/v1/keys"): {"admin"},
         ("POST", "/v1/keys/000000000000/revoke"): {"admin"},
         ("GET", "/v1/audit"): {"admin", "scientist"},
+        ("GET", "/v1/monitor/drift"): {"admin", "scientist", "analyst"},
+        ("GET", "/v1/monitor/decay"): {"admin", "scientist", "analyst"},
+        ("GET", "/v1/monitor/estimate"): {"admin", "scientist", "analyst"},
+        ("POST", "/v1/monitor/run"): {"admin", "scientist"},
     }
     bodies = {"/v1/predict": people[0], "/v1/predict/batch": [people[0]],
               "/v1/feedback": {"prediction_id": "0" * 32, "churned": True,
