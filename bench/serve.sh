@@ -10,14 +10,20 @@
 #   2. POST /v1/predict with top-3 reasons (a bearer token), while the
 #      champion is swapped 20 times from another process (`churn models
 #      promote`, then `churn models rollback`, ten times): every response
-#      must be 2xx.
+#      must be 2xx;
+#   3. POST /v1/predict again, no swaps: the baseline for 4;
+#   4. the same on a second server whose monitoring scheduler runs a job
+#      every second over the latest 1,000,000 logged predictions
+#      (monitor.interval_s=1): the scheduler's cost is the drop from 3
+#      (3 and 4 three times in turn, averaged).
+# Monitoring jobs are off (monitor.interval_s=0) on the first server.
 # The per-principal rate limit (serve.rate_per_s) is switched off: this
 # measures capacity, and one client here sends more than the default allows.
 # Prints requests/s, p50/p99 latency, non-2xx counts, the server's RSS
 # (VmHWM, the peak) and the time from exec to a ready /readyz.
 # Targets (2 cores, wrk on the same machine): >= 30,000 predictions/s with
 # 0 errors, >= 40% of the trivial endpoint's rate, RSS <= 64 MB, ready in
-# <= 200 ms.
+# <= 200 ms; the scheduler costs < 5% of the predictions/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-15}
@@ -41,13 +47,16 @@ S=(--set "workdir=$tmp/var" --set "registry.url=$tmp/r.db" --set "serve.jwt_secr
 "$churn" train --data "$telco" "${S[@]}" --set train.families=logreg --set split.seed=7 >/dev/null 2>&1
 printf 'bench-pass-1\n' | "$churn" users add bench --role service "${S[@]}" >/dev/null 2>&1
 
-# Start to ready: exec until /readyz answers 200.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ready_ms=$(python3 - "$churn" "$port" "$tmp/serve.log" "${S[@]}" <<'PY'
+# Start to ready: exec until /readyz answers 200. Sets 'pid', 'port' and
+# 'ready_ms'; extra arguments go to churn serve.
+start_server() {
+    local out
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    out=$(python3 - "$churn" "$port" "$tmp/serve.log" "${S[@]}" "$@" <<'PY'
 import http.client, subprocess, sys, time
 churn, port, log, sets = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 t0 = time.perf_counter()
-p = subprocess.Popen([churn, "serve", "--port", port, *sets], stdout=open(log, "w"),
+p = subprocess.Popen([churn, "serve", "--port", port, *sets], stdout=open(log, "a"),
                      stderr=subprocess.STDOUT, start_new_session=True)
 while True:
     try:
@@ -63,8 +72,11 @@ while True:
 print("%.1f %d" % ((time.perf_counter() - t0) * 1e3, p.pid))
 PY
 )
-pid=${ready_ms#* }
-ready_ms=${ready_ms% *}
+    pid=${out#* }
+    ready_ms=${out% *}
+    base="http://127.0.0.1:$port"
+}
+start_server --set monitor.interval_s=0
 base="http://127.0.0.1:$port"
 token=$(curl -s -X POST "$base/v1/auth/token" -H 'Content-Type: application/json' \
     -d '{"username":"bench","password":"bench-pass-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -129,6 +141,35 @@ import sys
 p, t, bad = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 print("predictions: %.0f/s (target >= 30000), %.0f%% of the trivial endpoint (target >= 40%%), "
       "non-2xx %d (target 0)" % (p, 100 * p / t, bad))
+PY
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+# The scheduler's cost: fresh servers on the same store, jobs off and on,
+# three times in turn, so the store's growth and the machine's drift fall
+# on both.
+for round in 1 2 3; do
+    start_server --set monitor.interval_s=0
+    run "POST /v1/predict k=3 (jobs off)" "$base/v1/predict?k=3" "$tmp/predict.lua" off$round
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=
+    start_server --set monitor.interval_s=1 --set monitor.window=1000000
+    run "POST /v1/predict k=3 (jobs running)" "$base/v1/predict?k=3" "$tmp/predict.lua" on$round
+    metrics=$(curl -s "$base/metrics")
+    jobs_ok=$(echo "$metrics" | awk '/^churn_monitor_runs_total\{monitor="drift",result="ok"\}/ {print $2}')
+    jobs_failed=$(echo "$metrics" | awk '/^churn_monitor_runs_total\{monitor="drift",result="failed"\}/ {print $2}')
+    job_s=$(echo "$metrics" | awk '/^churn_monitor_job_seconds/ {print $2}')
+    echo "  jobs during the run: ${jobs_ok} ok, ${jobs_failed} failed; the last took ${job_s} s over the latest 1,000,000 predictions"
+    [ "${jobs_failed:-1}" = 0 ] || { echo "bench/serve: a monitoring job failed" >&2; tail -5 "$tmp/serve.log" >&2; exit 1; }
+    [ "$round" = 3 ] || { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+done
+logged=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM predictions").fetchone()[0])' "$tmp/r.db")
+python3 - "$rps_off1" "$rps_off2" "$rps_off3" "$rps_on1" "$rps_on2" "$rps_on3" "$logged" <<'PY'
+import sys
+off = sum(float(v) for v in sys.argv[1:4]) / 3
+on = sum(float(v) for v in sys.argv[4:7]) / 3
+print("scheduler cost: %.0f predictions/s with jobs off, %.0f with a job every second over "
+      "1,000,000 of %s logged predictions: %.1f%% (target < 5%%)"
+      % (off, on, sys.argv[7], 100 * (off - on) / off))
 PY
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null || true
