@@ -496,6 +496,153 @@ CH_API CH_NODISCARD ch_err ch_registry_monitor_put(ch_registry *r, const char *k
 CH_API CH_NODISCARD ch_err ch_registry_monitor_list(ch_registry *r, const char *kind, size_t limit,
                                                     ch_buf *b, ch_error *err);
 
+/* ---- background jobs ------------------------------------------------------- */
+
+typedef enum ch_job_status {
+    CH_JOB_QUEUED = 0,
+    CH_JOB_RUNNING = 1,
+    CH_JOB_SUCCEEDED = 2,
+    CH_JOB_FAILED = 3,
+    CH_JOB_CANCELLED = 4,
+    CH_JOB_INTERRUPTED = 5 /* the process ended while it was queued or running */
+} ch_job_status;
+
+/* "queued", "running", ... ("unknown" outside the enum). */
+CH_API const char *ch_job_status_name(ch_job_status s);
+
+/* Adds a queued job of 'kind' (a word: "retrain"), started by 'actor'
+ * for 'trigger' (why: "decay", "alertmanager", "manual", ...; may be
+ * NULL), with parameters 'params_json' (an object, or NULL); '*id' gets
+ * its number. One job of a kind at a time: CH_EBUSY (naming it) while
+ * another is queued or running, whichever process added it. Errors also:
+ * CH_EINVAL, CH_EDB, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_job_add(ch_registry *r, const char *kind,
+                                               const char *trigger, const char *params_json,
+                                               const char *actor, int64_t *id, ch_error *err);
+
+/* Moves job 'id' to 'status' with its 'progress' (0 to 1; negative keeps
+ * it), 'stage' (what it is doing; NULL keeps), 'result_json' (an object;
+ * NULL keeps) and 'error' (NULL keeps). Allowed: queued to running or to
+ * an end (failed, cancelled, interrupted), running to an end, and a
+ * status to itself (progress only). Errors: CH_ENOTFOUND, CH_EINVAL (a
+ * move not allowed, bad arguments), CH_EDB, CH_ENOMEM. */
+CH_API CH_NODISCARD ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status,
+                                                  double progress, const char *stage,
+                                                  const char *result_json, const char *error,
+                                                  ch_error *err);
+
+/* Asks job 'id' to stop, audited as 'actor': a queued job is cancelled
+ * at once, a running one is flagged for its runner
+ * (ch_registry_job_cancel_requested). '*status' (may be NULL) gets the
+ * status after the call. Errors: CH_ENOTFOUND, CH_EINVAL (already
+ * ended), CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_job_cancel(ch_registry *r, int64_t id, const char *actor,
+                                                  ch_job_status *status, ch_error *err);
+
+/* '*yes' gets 1 when job 'id' has been asked to stop. */
+CH_API CH_NODISCARD ch_err ch_registry_job_cancel_requested(ch_registry *r, int64_t id, int *yes,
+                                                            ch_error *err);
+
+/* Marks every queued or running job interrupted, with 'why' (NULL: keep
+ * the job's own error or say "interrupted"); '*n' (may be NULL) gets how
+ * many. Called when a server starts: no process runs those jobs any more.
+ * Errors: CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n,
+                                                      ch_error *err);
+
+/* Appends the latest 'limit' jobs (0: all), newest first, or with 'id' >
+ * 0 that one job: {"id", "kind", "status", "trigger", "actor", "params",
+ * "progress", "stage", "result", "error", "cancel_requested", "created",
+ * "started", "ended"}. Errors: CH_ENOTFOUND (no such job), as for the
+ * other read calls. */
+CH_API CH_NODISCARD ch_err ch_registry_jobs_json(ch_registry *r, int64_t id, size_t limit,
+                                                 ch_buf *b, ch_error *err);
+
+/* ---- rollouts ------------------------------------------------------------- */
+
+#define CH_ROLLOUT_MAX_STEPS 8
+
+typedef enum ch_rollout_state {
+    CH_ROLLOUT_SHADOW = 0,      /* the candidate scores a copy of the traffic; nothing served */
+    CH_ROLLOUT_CANARY = 1,      /* the candidate answers steps[step] percent of customers */
+    CH_ROLLOUT_PAUSED = 2,      /* held where it was; nothing moves */
+    CH_ROLLOUT_PROMOTED = 3,    /* ended: the candidate is champion */
+    CH_ROLLOUT_ROLLED_BACK = 4, /* ended: a gate failed; the candidate answers no one */
+    CH_ROLLOUT_ABORTED = 5      /* ended by hand */
+} ch_rollout_state;
+
+/* "shadow", "canary", ... ("unknown" outside the enum). */
+CH_API const char *ch_rollout_state_name(ch_rollout_state s);
+
+/* A rollout as stored. */
+typedef struct ch_rollout {
+    int64_t id;
+    int64_t candidate, champion; /* versions; the champion when it started */
+    ch_rollout_state state;
+    ch_rollout_state paused_from;       /* shadow or canary, while paused */
+    size_t step;                        /* index into 'steps' */
+    double steps[CH_ROLLOUT_MAX_STEPS]; /* percent of customers, increasing, the last 100 */
+    size_t n_steps;
+    char gates_json[2048];                         /* the gate settings it runs with */
+    int64_t step_started_ms, created_ms, ended_ms; /* ended 0 while active */
+} ch_rollout;
+
+/* Starts a rollout of version 'candidate' against the champion: in
+ * shadow mode first when 'shadow', else at steps[0]. 'steps' (1 to
+ * CH_ROLLOUT_MAX_STEPS percentages, strictly increasing, in (0, 100], the
+ * last 100); 'gates_json' an object. Audited ("rollout-start"). '*id' gets
+ * its number. Errors: CH_EBUSY (another rollout is active), CH_EINVAL (no
+ * champion, the candidate is the champion, bad steps), CH_ENOTFOUND (no
+ * such version), CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_rollout_start(ch_registry *r, int64_t candidate,
+                                                     const double *steps, size_t n_steps,
+                                                     int shadow, const char *gates_json,
+                                                     const char *actor, const char *reason,
+                                                     int64_t *id, ch_error *err);
+
+/* The active rollout (shadow, canary or paused) with '*found' 1, or
+ * '*found' 0; with 'id' > 0 that rollout whatever its state. */
+CH_API CH_NODISCARD ch_err ch_registry_rollout_get(ch_registry *r, int64_t id, ch_rollout *out,
+                                                   int *found, ch_error *err);
+
+/* Moves rollout 'id' on, if it still is in 'expect_state' at
+ * 'expect_step' (either -1: whatever), so that two controllers sharing a
+ * store never move it twice (the second gets CH_EBUSY). Shadow goes to
+ * the first canary step, a canary step to the next; past the last step
+ * the candidate becomes champion in the same transaction (audited as a
+ * "promote" of the champion alias) and the rollout ends "promoted".
+ * 'eval_json' (an object, or NULL) is the gate evaluation behind the
+ * move, kept with the rollout and in the audit details. Errors: CH_EBUSY,
+ * CH_EINVAL (not running), CH_ENOTFOUND, CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_rollout_advance(ch_registry *r, int64_t id, int expect_state,
+                                                       int expect_step, const char *eval_json,
+                                                       const char *actor, const char *reason,
+                                                       ch_error *err);
+
+/* Pauses a running rollout / resumes a paused one (the step's clock
+ * starts again) / ends an active one as CH_ROLLOUT_ROLLED_BACK (a gate
+ * failed) or CH_ROLLOUT_ABORTED (by hand). Audited. Errors as above. */
+CH_API CH_NODISCARD ch_err ch_registry_rollout_pause(ch_registry *r, int64_t id, const char *actor,
+                                                     const char *reason, ch_error *err);
+CH_API CH_NODISCARD ch_err ch_registry_rollout_resume(ch_registry *r, int64_t id, const char *actor,
+                                                      const char *reason, ch_error *err);
+CH_API CH_NODISCARD ch_err ch_registry_rollout_end(ch_registry *r, int64_t id, ch_rollout_state end,
+                                                   int expect_state, int expect_step,
+                                                   const char *eval_json, const char *actor,
+                                                   const char *reason, ch_error *err);
+
+/* Keeps 'eval_json' as the rollout's latest gate evaluation (not audited:
+ * it changes at every evaluation). */
+CH_API CH_NODISCARD ch_err ch_registry_rollout_evaluated(ch_registry *r, int64_t id,
+                                                         const char *eval_json, ch_error *err);
+
+/* Appends the latest 'limit' rollouts (0: all), newest first, or with
+ * 'id' > 0 that one: {"id", "candidate", "champion", "state",
+ * "paused_from", "step", "steps", "gates", "step_started", "created",
+ * "ended", "actor", "reason", "last_evaluation"}. */
+CH_API CH_NODISCARD ch_err ch_registry_rollouts_json(ch_registry *r, int64_t id, size_t limit,
+                                                     ch_buf *b, ch_error *err);
+
 /* Checks the store's invariants: integrity_check and foreign keys pass,
  * the audit log's append-only triggers exist, aliases point at versions,
  * each alias equals the 'to' of the latest audit row that moved it, every

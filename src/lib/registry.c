@@ -1160,6 +1160,351 @@ ch_err ch_registry_monitor_list(ch_registry *r, const char *kind, size_t limit, 
     return rc != CH_OK ? rc : read_into(r, rd_monitor, &a, b, err);
 }
 
+/* ---- jobs -------------------------------------------------------------------- */
+
+static const char *const job_status_names[] = {"queued", "running",   "succeeded",
+                                               "failed", "cancelled", "interrupted"};
+
+const char *ch_job_status_name(ch_job_status s)
+{
+    return (unsigned)s < 6 ? job_status_names[s] : "unknown";
+}
+
+/* A short word: letters, digits, '-', '_' (job kinds). */
+static ch_err word_arg(const char *w, const char *what, ch_error *err)
+{
+    size_t n = w != NULL ? strlen(w) : 0;
+    if (n == 0 || n > 32)
+        return ch_error_set(err, CH_EINVAL, "%s must be 1 to 32 characters", what);
+    for (size_t i = 0; i < n; i++) {
+        char c = w[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return ch_error_set(err, CH_EINVAL, "%s \"%s\": lower-case letters, digits, - and _",
+                                what, w);
+    }
+    return CH_OK;
+}
+
+/* Free text for a log column: valid UTF-8 of at most 'max' bytes. */
+static ch_err text_arg(const char *t, size_t max, const char *what, ch_error *err)
+{
+    if (t != NULL && (strlen(t) > max || !ch_text_utf8_valid(t, strlen(t))))
+        return ch_error_set(err, CH_EINVAL, "%s must be UTF-8 of at most %zu bytes", what, max);
+    return CH_OK;
+}
+
+ch_err ch_registry_job_add(ch_registry *r, const char *kind, const char *trigger,
+                           const char *params_json, const char *actor, int64_t *id, ch_error *err)
+{
+    ch__job_change j = {kind, trigger, actor, params_json, CH_JOB_QUEUED, -1, NULL, NULL};
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(id, "job id result pointer", err);
+    if (rc == CH_OK)
+        rc = word_arg(kind, "job kind", err);
+    if (rc == CH_OK)
+        rc = text_arg(trigger, 200, "job trigger", err);
+    if (rc == CH_OK)
+        rc = need(actor, "actor", err);
+    if (rc == CH_OK)
+        rc = text_arg(actor, 200, "actor", err);
+    if (rc == CH_OK)
+        rc = check_object(params_json, "job parameters", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_add(r->be, &j, &v, err);
+    if (rc == CH_OK)
+        *id = v;
+    return rc;
+}
+
+ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, double progress,
+                              const char *stage, const char *result_json, const char *error,
+                              ch_error *err)
+{
+    ch__job_change j = {NULL,  NULL, NULL, result_json, status, progress < 0 ? -1 : progress,
+                        stage, error};
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK && ((unsigned)status >= 6 || isnan(progress) || progress > 1))
+        rc = ch_error_set(err, CH_EINVAL, "job update: bad status or progress");
+    if (rc == CH_OK)
+        rc = text_arg(stage, 200, "job stage", err);
+    if (rc == CH_OK)
+        rc = text_arg(error, 1000, "job error", err);
+    if (rc == CH_OK)
+        rc = check_object(result_json, "job result", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_update(r->be, id, &j, err);
+    return rc;
+}
+
+ch_err ch_registry_job_cancel(ch_registry *r, int64_t id, const char *actor, ch_job_status *status,
+                              ch_error *err)
+{
+    ch__job_change j = {NULL, NULL, actor, NULL, CH_JOB_CANCELLED, -1, NULL, NULL};
+    int st = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(actor, "actor", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_cancel(r->be, id, &j, &st, err);
+    if (rc == CH_OK && status != NULL)
+        *status = (ch_job_status)st;
+    return rc;
+}
+
+ch_err ch_registry_job_cancel_requested(ch_registry *r, int64_t id, int *yes, ch_error *err)
+{
+    int v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(yes, "result pointer", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_cancel_requested(r->be, id, &v, err);
+    if (rc == CH_OK)
+        *yes = v;
+    return rc;
+}
+
+ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n, ch_error *err)
+{
+    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why};
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = text_arg(why, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = r->ops->jobs_interrupt(r->be, &j, &v, err);
+    if (rc == CH_OK && n != NULL)
+        *n = v;
+    return rc;
+}
+
+typedef struct by_id_arg {
+    int64_t id;
+    size_t limit;
+} by_id_arg;
+
+static ch_err rd_jobs(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
+    const by_id_arg *a = arg;
+    return r->ops->jobs_json(r->be, a->id, a->limit, b, err);
+}
+
+ch_err ch_registry_jobs_json(ch_registry *r, int64_t id, size_t limit, ch_buf *b, ch_error *err)
+{
+    by_id_arg a = {id, limit};
+    return read_into(r, rd_jobs, &a, b, err);
+}
+
+/* ---- rollouts ------------------------------------------------------------------ */
+
+static const char *const rollout_state_names[] = {"shadow",   "canary",      "paused",
+                                                  "promoted", "rolled_back", "aborted"};
+
+const char *ch_rollout_state_name(ch_rollout_state s)
+{
+    return (unsigned)s < 6 ? rollout_state_names[s] : "unknown";
+}
+
+size_t ch__registry_parse_steps(const char *text, double *steps, size_t max)
+{
+    ch_json *doc = NULL;
+    size_t n = 0;
+    if (text == NULL || ch_json_parse(text, strlen(text), &doc, NULL) != CH_OK)
+        return 0;
+    for (size_t i = 0; i < ch_json_len(doc) && n < max; i++)
+        if (ch_json_num(ch_json_at(doc, i), &steps[n]) == 0)
+            n++;
+    ch_json_free(doc);
+    return n;
+}
+
+void ch__registry_format_steps(const double *steps, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    int w = snprintf(out, cap, "[");
+    o = w > 0 ? (size_t)w : 0;
+    for (size_t i = 0; i < n && o < cap; i++) {
+        char num[40];
+        ch_fmt_double(num, steps[i]);
+        w = snprintf(out + o, cap - o, "%s%s", i ? ", " : "", num);
+        o += w > 0 ? (size_t)w : 0;
+    }
+    if (o < cap)
+        snprintf(out + o, cap - o, "]");
+}
+
+ch_err ch_registry_rollout_start(ch_registry *r, int64_t candidate, const double *steps,
+                                 size_t n_steps, int shadow, const char *gates_json,
+                                 const char *actor, const char *reason, int64_t *id, ch_error *err)
+{
+    ch__rollout_change c;
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(id, "rollout id result pointer", err);
+    if (rc == CH_OK && (n_steps < 1 || n_steps > CH_ROLLOUT_MAX_STEPS || steps == NULL))
+        rc = ch_error_set(err, CH_EINVAL, "a rollout needs 1 to %d steps", CH_ROLLOUT_MAX_STEPS);
+    for (size_t i = 0; rc == CH_OK && i < n_steps; i++)
+        if (!(steps[i] > 0 && steps[i] <= 100) || (i > 0 && !(steps[i] > steps[i - 1])))
+            rc = ch_error_set(err, CH_EINVAL,
+                              "rollout steps must increase strictly within (0, 100]");
+    if (rc == CH_OK && steps[n_steps - 1] != 100)
+        rc = ch_error_set(err, CH_EINVAL, "the last rollout step must be 100 (percent)");
+    if (rc == CH_OK && candidate <= 0)
+        rc = ch_error_set(err, CH_EINVAL, "no candidate version");
+    if (rc == CH_OK)
+        rc = need(gates_json, "gate settings", err);
+    if (rc == CH_OK)
+        rc = check_object(gates_json, "gate settings", err);
+    if (rc == CH_OK && strlen(gates_json) >= sizeof(((ch_rollout *)0)->gates_json))
+        rc = ch_error_set(err, CH_EINVAL, "gate settings are too long");
+    if (rc == CH_OK)
+        rc = need(actor, "actor", err);
+    if (rc == CH_OK)
+        rc = text_arg(reason, 1000, "reason", err);
+    if (rc != CH_OK)
+        return rc;
+    memset(&c, 0, sizeof c);
+    c.candidate = candidate;
+    c.steps = steps;
+    c.n_steps = n_steps;
+    c.shadow = shadow != 0;
+    c.gates_json = gates_json;
+    c.details = gates_json;
+    c.actor = actor;
+    c.reason = reason;
+    rc = r->ops->rollout_start(r->be, &c, &v, err);
+    if (rc == CH_OK)
+        *id = v;
+    return rc;
+}
+
+ch_err ch_registry_rollout_get(ch_registry *r, int64_t id, ch_rollout *out, int *found,
+                               ch_error *err)
+{
+    ch_rollout tmp;
+    int f = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(out, "rollout result pointer", err);
+    if (rc == CH_OK)
+        rc = need(found, "found result pointer", err);
+    if (rc == CH_OK)
+        rc = r->ops->rollout_get(r->be, id < 0 ? 0 : id, &tmp, &f, err);
+    if (rc == CH_OK) {
+        *found = f;
+        if (f)
+            *out = tmp;
+    }
+    return rc;
+}
+
+static ch_err rollout_move(ch_registry *r, int64_t id, ch__rollout_change *c, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(c->actor, "actor", err);
+    if (rc == CH_OK)
+        rc = text_arg(c->reason, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = check_object(c->eval_json, "gate evaluation", err);
+    if (rc == CH_OK && id <= 0)
+        rc = ch_error_set(err, CH_EINVAL, "no rollout id");
+    if (rc == CH_OK) {
+        c->details = c->eval_json;
+        rc = r->ops->rollout_move(r->be, id, c, err);
+    }
+    return rc;
+}
+
+ch_err ch_registry_rollout_advance(ch_registry *r, int64_t id, int expect_state, int expect_step,
+                                   const char *eval_json, const char *actor, const char *reason,
+                                   ch_error *err)
+{
+    ch__rollout_change c;
+    memset(&c, 0, sizeof c);
+    c.op = CH__ROLLOUT_ADVANCE;
+    c.expect_state = expect_state;
+    c.expect_step = expect_step;
+    c.eval_json = eval_json;
+    c.actor = actor;
+    c.reason = reason;
+    return rollout_move(r, id, &c, err);
+}
+
+static ch_err rollout_simple(ch_registry *r, int64_t id, ch__rollout_op op, const char *actor,
+                             const char *reason, ch_error *err)
+{
+    ch__rollout_change c;
+    memset(&c, 0, sizeof c);
+    c.op = op;
+    c.expect_state = -1;
+    c.expect_step = -1;
+    c.actor = actor;
+    c.reason = reason;
+    return rollout_move(r, id, &c, err);
+}
+
+ch_err ch_registry_rollout_pause(ch_registry *r, int64_t id, const char *actor, const char *reason,
+                                 ch_error *err)
+{
+    return rollout_simple(r, id, CH__ROLLOUT_PAUSE, actor, reason, err);
+}
+
+ch_err ch_registry_rollout_resume(ch_registry *r, int64_t id, const char *actor, const char *reason,
+                                  ch_error *err)
+{
+    return rollout_simple(r, id, CH__ROLLOUT_RESUME, actor, reason, err);
+}
+
+ch_err ch_registry_rollout_end(ch_registry *r, int64_t id, ch_rollout_state end, int expect_state,
+                               int expect_step, const char *eval_json, const char *actor,
+                               const char *reason, ch_error *err)
+{
+    ch__rollout_change c;
+    if (end != CH_ROLLOUT_ROLLED_BACK && end != CH_ROLLOUT_ABORTED)
+        return ch_error_set(err, CH_EINVAL, "a rollout ends rolled back or aborted");
+    memset(&c, 0, sizeof c);
+    c.op = CH__ROLLOUT_END;
+    c.end_state = end;
+    c.expect_state = expect_state;
+    c.expect_step = expect_step;
+    c.eval_json = eval_json;
+    c.actor = actor;
+    c.reason = reason;
+    return rollout_move(r, id, &c, err);
+}
+
+ch_err ch_registry_rollout_evaluated(ch_registry *r, int64_t id, const char *eval_json,
+                                     ch_error *err)
+{
+    ch__rollout_change c;
+    ch_err rc = need(eval_json, "gate evaluation", err);
+    if (rc != CH_OK)
+        return rc;
+    memset(&c, 0, sizeof c);
+    c.op = CH__ROLLOUT_EVAL;
+    c.expect_state = -1;
+    c.expect_step = -1;
+    c.eval_json = eval_json;
+    c.actor = "churn";
+    return rollout_move(r, id, &c, err);
+}
+
+static ch_err rd_rollouts(ch_registry *r, const void *arg, ch_buf *b, ch_error *err)
+{
+    const by_id_arg *a = arg;
+    return r->ops->rollouts_json(r->be, a->id, a->limit, b, err);
+}
+
+ch_err ch_registry_rollouts_json(ch_registry *r, int64_t id, size_t limit, ch_buf *b, ch_error *err)
+{
+    by_id_arg a = {id, limit};
+    return read_into(r, rd_rollouts, &a, b, err);
+}
+
 /* ---- helpers shared with the back ends --------------------------------- */
 
 /* Feeds one field of the canonical text: "name=~\n" or

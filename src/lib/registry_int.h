@@ -110,6 +110,46 @@ typedef struct ch__audit_entry {
 /* The 'prev_hash' of the first entry of a log. */
 #define CH__AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* A job change; every string has been checked. */
+typedef struct ch__job_change {
+    const char *kind;     /* add */
+    const char *trigger;  /* add: why, or NULL */
+    const char *actor;    /* add, cancel */
+    const char *json;     /* add: parameters; update: result; NULL keeps */
+    ch_job_status status; /* update */
+    double progress;      /* update: 0..1, or negative to keep */
+    const char *stage;    /* update: NULL keeps */
+    const char *error;    /* update, interrupt: NULL keeps */
+} ch__job_change;
+
+/* A rollout change; every string and number has been checked. */
+typedef enum ch__rollout_op {
+    CH__ROLLOUT_ADVANCE = 0, /* shadow -> canary step 0 -> ... -> promoted */
+    CH__ROLLOUT_PAUSE = 1,
+    CH__ROLLOUT_RESUME = 2,
+    CH__ROLLOUT_END = 3, /* rolled back or aborted */
+    CH__ROLLOUT_EVAL = 4 /* keep the latest gate evaluation only */
+} ch__rollout_op;
+
+typedef struct ch__rollout_change {
+    ch__rollout_op op;
+    int64_t candidate;   /* start */
+    const double *steps; /* start: percentages, increasing, the last 100 */
+    size_t n_steps;
+    int shadow;                    /* start: begin in shadow mode */
+    const char *gates_json;        /* start */
+    int expect_state, expect_step; /* move: what the caller saw, or -1 */
+    ch_rollout_state end_state;    /* end */
+    const char *eval_json;         /* move: the evaluation behind it, or NULL */
+    const char *details;           /* audit details, or NULL */
+    const char *actor;
+    const char *reason;
+} ch__rollout_change;
+
+/* "[5, 25, 100]" <-> numbers; parse returns the count read (0 on error). */
+size_t ch__registry_parse_steps(const char *text, double *steps, size_t max);
+void ch__registry_format_steps(const double *steps, size_t n, char *out, size_t cap);
+
 /* One back end. 'be' is the back end's own state, made by 'open'. */
 typedef struct ch__registry_ops {
     const char *name; /* "sqlite": used in messages */
@@ -180,6 +220,18 @@ typedef struct ch__registry_ops {
     ch_err (*monitor_put)(void *be, const char *kind, int64_t version, int64_t since_ms,
                           int64_t until_ms, int64_t predictions, const char *json, ch_error *err);
     ch_err (*monitor_list)(void *be, const char *kind, size_t limit, ch_buf *b, ch_error *err);
+
+    /* Jobs and rollouts (registry.h). */
+    ch_err (*job_add)(void *be, const ch__job_change *j, int64_t *id, ch_error *err);
+    ch_err (*job_update)(void *be, int64_t id, const ch__job_change *j, ch_error *err);
+    ch_err (*job_cancel)(void *be, int64_t id, const ch__job_change *j, int *status, ch_error *err);
+    ch_err (*job_cancel_requested)(void *be, int64_t id, int *yes, ch_error *err);
+    ch_err (*jobs_interrupt)(void *be, const ch__job_change *j, int64_t *n, ch_error *err);
+    ch_err (*jobs_json)(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err);
+    ch_err (*rollout_start)(void *be, const ch__rollout_change *c, int64_t *id, ch_error *err);
+    ch_err (*rollout_move)(void *be, int64_t id, const ch__rollout_change *c, ch_error *err);
+    ch_err (*rollout_get)(void *be, int64_t id, ch_rollout *out, int *found, ch_error *err);
+    ch_err (*rollouts_json)(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err);
 } ch__registry_ops;
 
 /* The SQLite back end (registry_sqlite.c). */

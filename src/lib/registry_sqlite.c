@@ -52,7 +52,7 @@
 #include "ch/hash.h"
 
 /* The layout this build writes (PRAGMA user_version). */
-#define LAYOUT 4
+#define LAYOUT 5
 
 /* Audit rows cannot be changed once written. Layout 2's migration drops
  * and re-creates the update trigger to chain the existing rows, so the
@@ -212,6 +212,53 @@ static const char schema_v4[] =
     ");\n"
     "CREATE INDEX monitor_results_kind ON monitor_results(kind, id);\n";
 
+/* Layout 5: background jobs (retraining), canary rollouts, and for each
+ * prediction the arm that answered and the shadow candidate's score. At
+ * most one job of a kind is queued or running, and at most one rollout is
+ * active: both are unique indexes, so two servers on one store cannot
+ * race past them. */
+static const char schema_v5[] =
+    "CREATE TABLE jobs (\n"
+    "    id               INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    kind             TEXT NOT NULL,\n"
+    "    status           TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', "
+    "'failed', 'cancelled', 'interrupted')),\n"
+    "    trigger          TEXT,\n"
+    "    actor            TEXT NOT NULL,\n"
+    "    params_json      TEXT,\n"
+    "    progress         REAL NOT NULL DEFAULT 0 CHECK (progress >= 0 AND progress <= 1),\n"
+    "    stage            TEXT,\n"
+    "    result_json      TEXT,\n"
+    "    error            TEXT,\n"
+    "    cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),\n"
+    "    created_ms       INTEGER NOT NULL,\n"
+    "    started_ms       INTEGER,\n"
+    "    ended_ms         INTEGER\n"
+    ");\n"
+    "CREATE UNIQUE INDEX jobs_one_active ON jobs(kind) WHERE status IN ('queued', 'running');\n"
+    "CREATE TABLE rollouts (\n"
+    "    id              INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    candidate       INTEGER NOT NULL REFERENCES model_versions(version),\n"
+    "    champion        INTEGER REFERENCES model_versions(version),\n"
+    "    state           TEXT NOT NULL CHECK (state IN ('shadow', 'canary', 'paused', "
+    "'promoted', 'rolled_back', 'aborted')),\n"
+    "    paused_from     TEXT CHECK (paused_from IN ('shadow', 'canary')),\n"
+    "    step            INTEGER NOT NULL CHECK (step >= 0),\n"
+    "    steps_json      TEXT NOT NULL,\n"
+    "    gates_json      TEXT NOT NULL,\n"
+    "    step_started_ms INTEGER NOT NULL,\n"
+    "    created_ms      INTEGER NOT NULL,\n"
+    "    ended_ms        INTEGER,\n"
+    "    actor           TEXT NOT NULL,\n"
+    "    reason          TEXT,\n"
+    "    eval_json       TEXT\n"
+    ");\n"
+    "CREATE UNIQUE INDEX rollouts_one_active ON rollouts((1)) WHERE state IN ('shadow', 'canary', "
+    "'paused');\n"
+    "ALTER TABLE predictions ADD COLUMN arm TEXT CHECK (arm IN ('champion', 'candidate'));\n"
+    "ALTER TABLE predictions ADD COLUMN shadow_probability REAL;\n"
+    "ALTER TABLE predictions ADD COLUMN shadow_version INTEGER;\n";
+
 /* Alias moves, as opposed to decisions that moved nothing. */
 #define MOVES "('alias', 'promote', 'rollback')"
 
@@ -237,10 +284,8 @@ static const struct migration {
     const char *script;
     ch_err (*step)(sq *s, ch_error *err);
 } migrations[LAYOUT] = {
-    {schema_v1, NULL},
-    {schema_v2, chain_audit},
-    {schema_v3, NULL},
-    {schema_v4, NULL},
+    {schema_v1, NULL}, {schema_v2, chain_audit}, {schema_v3, NULL},
+    {schema_v4, NULL}, {schema_v5, NULL},
 };
 
 /* ---- SQLite's memory through ch_malloc --------------------------------- */
@@ -3172,6 +3217,532 @@ static ch_err sq_monitor_list(void *be, const char *kind, size_t limit, ch_buf *
     return txn(be, 0, monitor_list_body, &c, "listing monitoring results", err);
 }
 
+/* ---- background jobs ----------------------------------------------------- */
+
+static const char *const job_status_sql[] = {"queued", "running",   "succeeded",
+                                             "failed", "cancelled", "interrupted"};
+
+#define JOB_COLS                                                                                   \
+    "id, kind, status, trigger, actor, params_json, progress, stage, result_json, error, "         \
+    "cancel_requested, created_ms, started_ms, ended_ms"
+
+static void job_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_text(o, "kind", 1);
+    o_text(o, "status", 2);
+    o_text(o, "trigger", 3);
+    o_text(o, "actor", 4);
+    o_json(o, "params", 5);
+    o_num(o, "progress", 6);
+    o_text(o, "stage", 7);
+    o_json(o, "result", 8);
+    o_text(o, "error", 9);
+    o_bool(o, "cancel_requested", 10);
+    o_ms_time(o, "created", 11);
+    o_ms_time(o, "started", 12);
+    o_ms_time(o, "ended", 13);
+}
+
+typedef struct job_ctx {
+    const ch__job_change *j;
+    int64_t id; /* in: the job; out: a new job's id */
+    int64_t n;  /* jobs interrupted */
+    int status; /* out: the status after a cancel */
+    ch_buf *b;  /* listings */
+    int64_t limit;
+} job_ctx;
+
+static ch_err job_add_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    const char *what = "adding a job";
+    int64_t other = 0;
+    int found = 0;
+    ch_err rc = query_i64(s, &other, &found, what, err,
+                          "SELECT id FROM jobs WHERE kind = ?1 AND status IN ('queued', 'running')",
+                          "t", c->j->kind);
+    if (rc != CH_OK)
+        return rc;
+    if (found)
+        return ch_error_set(err, CH_EBUSY, "%s: a %s job is already queued or running (job %lld)",
+                            s->path, c->j->kind, (long long)other);
+    rc = exec(s, what, err,
+              "INSERT INTO jobs (kind, status, trigger, actor, params_json, created_ms) "
+              "VALUES (?1, 'queued', ?2, ?3, ?4, ?5)",
+              "tttti", c->j->kind, c->j->trigger, c->j->actor, c->j->json, ch__registry_now_ms());
+    if (rc == CH_OK)
+        c->id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static ch_err sq_job_add(void *be, const ch__job_change *j, int64_t *id, ch_error *err)
+{
+    job_ctx c = {j, 0, 0, 0, NULL, 0};
+    ch_err rc = txn(be, 1, job_add_body, &c, "adding a job", err);
+    if (rc == CH_OK)
+        *id = c.id;
+    return rc;
+}
+
+/* Which status may follow which: queued -> running -> an end, and queued
+ * straight to an end (cancelled, failed). */
+static int job_move_ok(const char *from, int to)
+{
+    if (strcmp(from, "queued") == 0)
+        return to != CH_JOB_QUEUED && to != CH_JOB_SUCCEEDED;
+    if (strcmp(from, "running") == 0)
+        return to != CH_JOB_QUEUED && to != CH_JOB_RUNNING;
+    return 0;
+}
+
+static ch_err job_update_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    const ch__job_change *j = c->j;
+    const char *what = "updating a job";
+    char from[16];
+    int found = 0;
+    int64_t now = ch__registry_now_ms();
+    ch_err rc = query_text(s, from, sizeof from, &found, what, err,
+                           "SELECT status FROM jobs WHERE id = ?1", "i", c->id);
+    if (rc != CH_OK)
+        return rc;
+    if (!found)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no job %lld", s->path, (long long)c->id);
+    if (strcmp(from, job_status_sql[j->status]) != 0 && !job_move_ok(from, j->status))
+        return ch_error_set(err, CH_EINVAL, "%s: job %lld is %s and cannot become %s", s->path,
+                            (long long)c->id, from, job_status_sql[j->status]);
+    rc = exec(s, what, err,
+              "UPDATE jobs SET status = ?2, progress = CASE WHEN ?3 < 0 THEN progress ELSE ?3 END, "
+              "stage = COALESCE(?4, stage), result_json = COALESCE(?5, result_json), "
+              "error = COALESCE(?6, error), "
+              "started_ms = CASE WHEN ?2 = 'running' AND started_ms IS NULL THEN ?7 ELSE "
+              "started_ms END, "
+              "ended_ms = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled', 'interrupted') "
+              "THEN ?7 ELSE ended_ms END WHERE id = ?1",
+              "itdttti", c->id, job_status_sql[j->status], j->progress, j->stage, j->json, j->error,
+              now);
+    return rc;
+}
+
+static ch_err sq_job_update(void *be, int64_t id, const ch__job_change *j, ch_error *err)
+{
+    job_ctx c = {j, id, 0, 0, NULL, 0};
+    return txn(be, 1, job_update_body, &c, "updating a job", err);
+}
+
+static ch_err job_cancel_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    const char *what = "cancelling a job";
+    char from[16];
+    int found = 0;
+    ch_err rc = query_text(s, from, sizeof from, &found, what, err,
+                           "SELECT status FROM jobs WHERE id = ?1", "i", c->id);
+    if (rc != CH_OK)
+        return rc;
+    if (!found)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no job %lld", s->path, (long long)c->id);
+    if (strcmp(from, "queued") == 0) {
+        c->status = CH_JOB_CANCELLED;
+        rc = exec(s, what, err,
+                  "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, ended_ms = ?2, "
+                  "error = 'cancelled before it started' WHERE id = ?1",
+                  "ii", c->id, ch__registry_now_ms());
+    } else if (strcmp(from, "running") == 0) {
+        c->status = CH_JOB_RUNNING;
+        rc = exec(s, what, err, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", "i", c->id);
+    } else {
+        return ch_error_set(err, CH_EINVAL, "%s: job %lld has already ended (%s)", s->path,
+                            (long long)c->id, from);
+    }
+    if (rc == CH_OK) {
+        char target[32];
+        snprintf(target, sizeof target, "job %lld", (long long)c->id);
+        rc = audit_add(s, c->j->actor, "job-cancel", NULL, 0, 0, target, NULL, NULL, err);
+    }
+    return rc;
+}
+
+static ch_err sq_job_cancel(void *be, int64_t id, const ch__job_change *j, int *status,
+                            ch_error *err)
+{
+    job_ctx c = {j, id, 0, 0, NULL, 0};
+    ch_err rc = txn(be, 1, job_cancel_body, &c, "cancelling a job", err);
+    if (rc == CH_OK)
+        *status = c.status;
+    return rc;
+}
+
+static ch_err job_interrupt_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    ch_err rc = exec(s, "marking jobs interrupted", err,
+                     "UPDATE jobs SET status = 'interrupted', ended_ms = ?1, "
+                     "error = COALESCE(?2, 'interrupted') "
+                     "WHERE status IN ('queued', 'running')",
+                     "it", ch__registry_now_ms(), c->j->error);
+    if (rc == CH_OK)
+        c->n = sqlite3_changes(s->db);
+    return rc;
+}
+
+static ch_err sq_jobs_interrupt(void *be, const ch__job_change *j, int64_t *n, ch_error *err)
+{
+    job_ctx c = {j, 0, 0, 0, NULL, 0};
+    ch_err rc = txn(be, 1, job_interrupt_body, &c, "marking jobs interrupted", err);
+    if (rc == CH_OK)
+        *n = c.n;
+    return rc;
+}
+
+static ch_err jobs_list_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing jobs";
+    ch_err rc;
+    if (c->id > 0) {
+        int row = 0;
+        obj o;
+        rc = prep(s, &st, what, err, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", "i", c->id);
+        if (rc == CH_OK)
+            rc = step(s, st, &row, what, err);
+        if (rc == CH_OK && !row)
+            rc = ch_error_set(err, CH_ENOTFOUND, "%s: no job %lld", s->path, (long long)c->id);
+        if (rc == CH_OK) {
+            obj_open(&o, c->b, st);
+            job_fields(&o);
+            rc = obj_close(&o);
+            if (rc != CH_OK)
+                rc = render_fail(s, rc, err);
+        }
+        sqlite3_finalize(st);
+        return rc;
+    }
+    rc = prep(s, &st, what, err, "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC LIMIT ?1", "i",
+              c->limit);
+    if (rc != CH_OK)
+        return rc;
+    return array_rows(s, st, c->b, job_fields, what, err);
+}
+
+static ch_err sq_jobs_json(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err)
+{
+    job_ctx c = {NULL, id, 0, 0, b, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit};
+    return txn(be, 0, jobs_list_body, &c, "listing jobs", err);
+}
+
+static ch_err job_flag_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    int found = 0;
+    int64_t v = 0;
+    ch_err rc = query_i64(s, &v, &found, "reading a job", err,
+                          "SELECT cancel_requested FROM jobs WHERE id = ?1", "i", c->id);
+    if (rc == CH_OK && !found)
+        rc = ch_error_set(err, CH_ENOTFOUND, "%s: no job %lld", s->path, (long long)c->id);
+    c->status = (int)v;
+    return rc;
+}
+
+static ch_err sq_job_cancel_requested(void *be, int64_t id, int *yes, ch_error *err)
+{
+    job_ctx c = {NULL, id, 0, 0, NULL, 0};
+    ch_err rc = txn(be, 0, job_flag_body, &c, "reading a job", err);
+    if (rc == CH_OK)
+        *yes = c.status;
+    return rc;
+}
+
+/* ---- rollouts ------------------------------------------------------------- */
+
+static const char *const rollout_state_sql[] = {"shadow",   "canary",      "paused",
+                                                "promoted", "rolled_back", "aborted"};
+
+static int rollout_state_of(const char *t)
+{
+    for (int k = 0; k < 6; k++)
+        if (t != NULL && strcmp(t, rollout_state_sql[k]) == 0)
+            return k;
+    return -1;
+}
+
+#define ROLLOUT_COLS                                                                               \
+    "id, candidate, champion, state, paused_from, step, steps_json, gates_json, step_started_ms, " \
+    "created_ms, ended_ms, actor, reason, eval_json"
+
+static void rollout_fields(obj *o)
+{
+    o_int(o, "id", 0);
+    o_int(o, "candidate", 1);
+    o_int(o, "champion", 2);
+    o_text(o, "state", 3);
+    o_text(o, "paused_from", 4);
+    o_int(o, "step", 5);
+    o_json(o, "steps", 6);
+    o_json(o, "gates", 7);
+    o_ms_time(o, "step_started", 8);
+    o_ms_time(o, "created", 9);
+    o_ms_time(o, "ended", 10);
+    o_text(o, "actor", 11);
+    o_text(o, "reason", 12);
+    o_json(o, "last_evaluation", 13);
+}
+
+typedef struct rollout_ctx {
+    const ch__rollout_change *c;
+    ch_rollout *out;
+    int found;
+    ch_buf *b;
+    int64_t limit;
+    int64_t id;
+} rollout_ctx;
+
+/* Reads rollout 'id' (or the active one, id 0) into 'r'. */
+static ch_err rollout_read(sq *s, int64_t id, ch_rollout *r, int *found, ch_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    const char *what = "reading a rollout";
+    int row = 0;
+    ch_err rc = prep(s, &st, what, err,
+                     id > 0 ? "SELECT " ROLLOUT_COLS " FROM rollouts WHERE id = ?1"
+                            : "SELECT " ROLLOUT_COLS " FROM rollouts WHERE ?1 = 0 AND state IN "
+                              "('shadow', 'canary', 'paused')",
+                     "i", id);
+    *found = 0;
+    if (rc == CH_OK)
+        rc = step(s, st, &row, what, err);
+    if (rc == CH_OK && row) {
+        const char *t;
+        memset(r, 0, sizeof *r);
+        r->id = sqlite3_column_int64(st, 0);
+        r->candidate = sqlite3_column_int64(st, 1);
+        r->champion = sqlite3_column_int64(st, 2);
+        r->state = (ch_rollout_state)rollout_state_of((const char *)sqlite3_column_text(st, 3));
+        t = (const char *)sqlite3_column_text(st, 4);
+        r->paused_from = t != NULL ? (ch_rollout_state)rollout_state_of(t) : r->state;
+        r->step = (size_t)sqlite3_column_int64(st, 5);
+        t = (const char *)sqlite3_column_text(st, 6);
+        r->n_steps = ch__registry_parse_steps(t, r->steps, CH_ROLLOUT_MAX_STEPS);
+        t = (const char *)sqlite3_column_text(st, 7);
+        snprintf(r->gates_json, sizeof r->gates_json, "%s", t != NULL ? t : "{}");
+        r->step_started_ms = sqlite3_column_int64(st, 8);
+        r->created_ms = sqlite3_column_int64(st, 9);
+        r->ended_ms = sqlite3_column_int64(st, 10);
+        *found = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static ch_err rollout_start_body(sq *s, void *vc, ch_error *err)
+{
+    rollout_ctx *x = vc;
+    const ch__rollout_change *c = x->c;
+    const char *what = "starting a rollout";
+    int64_t champ = 0;
+    ch_rollout cur;
+    int found = 0;
+    char steps[256];
+    char target[32];
+    ch_err rc = need_version(s, c->candidate, err);
+    if (rc == CH_OK)
+        rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
+    if (rc == CH_OK)
+        rc = rollout_read(s, 0, &cur, &found, err);
+    if (rc != CH_OK)
+        return rc;
+    if (found)
+        return ch_error_set(err, CH_EBUSY, "%s: rollout %lld (version %lld) is still %s", s->path,
+                            (long long)cur.id, (long long)cur.candidate,
+                            rollout_state_sql[cur.state]);
+    if (champ == 0)
+        return ch_error_set(err, CH_EINVAL, "%s: there is no champion to roll out against",
+                            s->path);
+    if (champ == c->candidate)
+        return ch_error_set(err, CH_EINVAL, "%s: version %lld is already the champion", s->path,
+                            (long long)champ);
+    ch__registry_format_steps(c->steps, c->n_steps, steps, sizeof steps);
+    rc = exec(s, what, err,
+              "INSERT INTO rollouts (candidate, champion, state, step, steps_json, gates_json, "
+              "step_started_ms, created_ms, actor, reason) VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?6, "
+              "?7, ?8)",
+              "iitttitt", c->candidate, champ, c->shadow ? "shadow" : "canary", steps,
+              c->gates_json, ch__registry_now_ms(), c->actor, c->reason);
+    if (rc != CH_OK)
+        return rc;
+    x->id = sqlite3_last_insert_rowid(s->db);
+    snprintf(target, sizeof target, "rollout %lld", (long long)x->id);
+    return audit_add(s, c->actor, "rollout-start", NULL, champ, c->candidate, target, c->reason,
+                     c->details, err);
+}
+
+/* One transition, checked against what the caller saw ('expect_state',
+ * 'expect_step'), so that two controllers on one store never move a
+ * rollout twice: the second finds it moved and gets CH_EBUSY. */
+static ch_err rollout_move_body(sq *s, void *vc, ch_error *err)
+{
+    rollout_ctx *x = vc;
+    const ch__rollout_change *c = x->c;
+    const char *what = "moving a rollout";
+    ch_rollout r;
+    int found = 0;
+    char target[32];
+    const char *action = NULL;
+    int64_t now = ch__registry_now_ms();
+    ch_err rc = rollout_read(s, x->id, &r, &found, err);
+    if (rc != CH_OK)
+        return rc;
+    if (!found)
+        return ch_error_set(err, CH_ENOTFOUND, "%s: no rollout %lld", s->path, (long long)x->id);
+    if ((c->expect_state >= 0 && (int)r.state != c->expect_state) ||
+        (c->expect_step >= 0 && (int64_t)r.step != c->expect_step))
+        return ch_error_set(err, CH_EBUSY, "%s: rollout %lld has moved on (now %s, step %zu)",
+                            s->path, (long long)r.id, rollout_state_sql[r.state], r.step);
+    snprintf(target, sizeof target, "rollout %lld", (long long)r.id);
+    switch (c->op) {
+    case CH__ROLLOUT_ADVANCE:
+        if (r.state != CH_ROLLOUT_SHADOW && r.state != CH_ROLLOUT_CANARY)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s", s->path, (long long)r.id,
+                                rollout_state_sql[r.state]);
+        if (r.state == CH_ROLLOUT_CANARY && r.step + 1 >= r.n_steps) {
+            /* Past the last step: the candidate becomes champion, in the
+             * same transaction as the rollout's end. */
+            int64_t champ = 0;
+            rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
+            if (rc == CH_OK)
+                rc = alias_set(s, CH__ALIAS_CHAMPION, r.candidate, err);
+            if (rc == CH_OK)
+                rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, r.candidate,
+                               target, c->reason != NULL ? c->reason : "rollout completed",
+                               c->details, err);
+            if (rc == CH_OK)
+                rc = exec(s, what, err,
+                          "UPDATE rollouts SET state = 'promoted', ended_ms = ?2, eval_json = "
+                          "COALESCE(?3, eval_json) WHERE id = ?1",
+                          "iit", r.id, now, c->eval_json);
+            action = "rollout-promoted";
+        } else {
+            rc = exec(s, what, err,
+                      "UPDATE rollouts SET state = 'canary', step = ?2, step_started_ms = ?3, "
+                      "eval_json = COALESCE(?4, eval_json) WHERE id = ?1",
+                      "iiit", r.id, (int64_t)(r.state == CH_ROLLOUT_SHADOW ? 0 : r.step + 1), now,
+                      c->eval_json);
+            action = "rollout-step";
+        }
+        break;
+    case CH__ROLLOUT_PAUSE:
+        if (r.state != CH_ROLLOUT_SHADOW && r.state != CH_ROLLOUT_CANARY)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not running", s->path,
+                                (long long)r.id, rollout_state_sql[r.state]);
+        rc = exec(s, what, err,
+                  "UPDATE rollouts SET paused_from = state, state = 'paused' WHERE id = ?1", "i",
+                  r.id);
+        action = "rollout-pause";
+        break;
+    case CH__ROLLOUT_RESUME:
+        if (r.state != CH_ROLLOUT_PAUSED)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not paused", s->path,
+                                (long long)r.id, rollout_state_sql[r.state]);
+        /* The step's clock starts again: a pause must not count as time
+         * the candidate was watched. */
+        rc = exec(s, what, err,
+                  "UPDATE rollouts SET state = paused_from, paused_from = NULL, step_started_ms = "
+                  "?2 WHERE id = ?1",
+                  "ii", r.id, now);
+        action = "rollout-resume";
+        break;
+    case CH__ROLLOUT_END:
+        if (r.state == CH_ROLLOUT_PROMOTED || r.state == CH_ROLLOUT_ROLLED_BACK ||
+            r.state == CH_ROLLOUT_ABORTED)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld has already ended (%s)", s->path,
+                                (long long)r.id, rollout_state_sql[r.state]);
+        rc = exec(s, what, err,
+                  "UPDATE rollouts SET state = ?2, ended_ms = ?3, eval_json = COALESCE(?4, "
+                  "eval_json), reason = COALESCE(?5, reason) WHERE id = ?1",
+                  "ititt", r.id, rollout_state_sql[c->end_state], now, c->eval_json, c->reason);
+        action = c->end_state == CH_ROLLOUT_ROLLED_BACK ? "rollout-rollback" : "rollout-abort";
+        break;
+    case CH__ROLLOUT_EVAL:
+        return exec(s, what, err, "UPDATE rollouts SET eval_json = ?2 WHERE id = ?1", "it", r.id,
+                    c->eval_json);
+    }
+    if (rc == CH_OK)
+        rc = audit_add(s, c->actor, action, NULL, r.champion, r.candidate, target, c->reason,
+                       c->details, err);
+    return rc;
+}
+
+static ch_err sq_rollout_start(void *be, const ch__rollout_change *c, int64_t *id, ch_error *err)
+{
+    rollout_ctx x = {c, NULL, 0, NULL, 0, 0};
+    ch_err rc = txn(be, 1, rollout_start_body, &x, "starting a rollout", err);
+    if (rc == CH_OK)
+        *id = x.id;
+    return rc;
+}
+
+static ch_err sq_rollout_move(void *be, int64_t id, const ch__rollout_change *c, ch_error *err)
+{
+    rollout_ctx x = {c, NULL, 0, NULL, 0, id};
+    return txn(be, 1, rollout_move_body, &x, "moving a rollout", err);
+}
+
+static ch_err rollout_get_body(sq *s, void *vc, ch_error *err)
+{
+    rollout_ctx *x = vc;
+    return rollout_read(s, x->id, x->out, &x->found, err);
+}
+
+static ch_err sq_rollout_get(void *be, int64_t id, ch_rollout *out, int *found, ch_error *err)
+{
+    rollout_ctx x = {NULL, out, 0, NULL, 0, id};
+    ch_err rc = txn(be, 0, rollout_get_body, &x, "reading a rollout", err);
+    if (rc == CH_OK)
+        *found = x.found;
+    return rc;
+}
+
+static ch_err rollouts_list_body(sq *s, void *vc, ch_error *err)
+{
+    rollout_ctx *x = vc;
+    sqlite3_stmt *st = NULL;
+    const char *what = "listing rollouts";
+    ch_err rc;
+    if (x->id > 0) {
+        int row = 0;
+        obj o;
+        rc = prep(s, &st, what, err, "SELECT " ROLLOUT_COLS " FROM rollouts WHERE id = ?1", "i",
+                  x->id);
+        if (rc == CH_OK)
+            rc = step(s, st, &row, what, err);
+        if (rc == CH_OK && !row)
+            rc = ch_error_set(err, CH_ENOTFOUND, "%s: no rollout %lld", s->path, (long long)x->id);
+        if (rc == CH_OK) {
+            obj_open(&o, x->b, st);
+            rollout_fields(&o);
+            rc = obj_close(&o);
+            if (rc != CH_OK)
+                rc = render_fail(s, rc, err);
+        }
+        sqlite3_finalize(st);
+        return rc;
+    }
+    rc = prep(s, &st, what, err, "SELECT " ROLLOUT_COLS " FROM rollouts ORDER BY id DESC LIMIT ?1",
+              "i", x->limit);
+    if (rc != CH_OK)
+        return rc;
+    return array_rows(s, st, x->b, rollout_fields, what, err);
+}
+
+static ch_err sq_rollouts_json(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err)
+{
+    rollout_ctx x = {NULL, NULL, 0, b, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, id};
+    return txn(be, 0, rollouts_list_body, &x, "listing rollouts", err);
+}
+
 const ch__registry_ops ch__registry_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -3209,4 +3780,14 @@ const ch__registry_ops ch__registry_sqlite_ops = {
     .predictions_count = sq_predictions_count,
     .monitor_put = sq_monitor_put,
     .monitor_list = sq_monitor_list,
+    .job_add = sq_job_add,
+    .job_update = sq_job_update,
+    .job_cancel = sq_job_cancel,
+    .job_cancel_requested = sq_job_cancel_requested,
+    .jobs_interrupt = sq_jobs_interrupt,
+    .jobs_json = sq_jobs_json,
+    .rollout_start = sq_rollout_start,
+    .rollout_move = sq_rollout_move,
+    .rollout_get = sq_rollout_get,
+    .rollouts_json = sq_rollouts_json,
 };

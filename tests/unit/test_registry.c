@@ -1323,7 +1323,203 @@ TEST(out_of_memory)
     ASSERT(n < 100000);
 }
 
-TEST_MAIN(T(opts_defaults), T(url_schemes), T(read_only_missing_file), T(corrupt_file),
+/* Jobs: one of a kind at a time, the allowed moves, cancellation, and
+ * interruption when a server starts again. */
+TEST(jobs_life_cycle)
+{
+    ch_registry *r = open_store(tmp_path("jobs.db"));
+    ch_error err = {0};
+    int64_t a = 0, b = 0, n = 0;
+    int yes = 0;
+    ch_job_status st;
+    ch_buf buf;
+    ch_json *doc;
+    ASSERT_OK(
+        ch_registry_job_add(r, "retrain", "decay", "{\"window\": \"7d\"}", "tester", &a, &err));
+    ASSERT_ERR(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &b, &err), CH_EBUSY);
+    ASSERT_CONTAINS(err.msg, "already queued or running");
+    ASSERT_ERR(ch_registry_job_add(r, "Re train", NULL, NULL, "tester", &b, &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_job_update(r, a, CH_JOB_SUCCEEDED, 1, NULL, NULL, NULL, &err),
+               CH_EINVAL); /* queued cannot succeed without running */
+    ASSERT_OK(ch_registry_job_update(r, a, CH_JOB_RUNNING, 0.1, "training", NULL, NULL, &err));
+    ASSERT_OK(ch_registry_job_update(r, a, CH_JOB_RUNNING, 0.5, NULL, NULL, NULL, &err));
+    ASSERT_OK(ch_registry_job_cancel_requested(r, a, &yes, &err));
+    ASSERT_INT_EQ(yes, 0);
+    ASSERT_OK(ch_registry_job_cancel(r, a, "tester", &st, &err));
+    ASSERT_INT_EQ(st, CH_JOB_RUNNING);
+    ASSERT_OK(ch_registry_job_cancel_requested(r, a, &yes, &err));
+    ASSERT_INT_EQ(yes, 1);
+    ASSERT_OK(ch_registry_job_update(r, a, CH_JOB_CANCELLED, -1, NULL, NULL, "cancelled", &err));
+    ASSERT_ERR(ch_registry_job_cancel(r, a, "tester", &st, &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_job_update(r, a, CH_JOB_RUNNING, 0, NULL, NULL, NULL, &err), CH_EINVAL);
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &b, &err));
+    ASSERT_OK(ch_registry_job_cancel(r, b, "tester", &st, &err));
+    ASSERT_INT_EQ(st, CH_JOB_CANCELLED); /* queued: at once */
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &b, &err));
+    ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, 0.2, "reading", NULL, NULL, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt(r, "the server restarted", &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ch_buf_init(&buf, 1 << 20);
+    ASSERT_OK(ch_registry_jobs_json(r, b, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "status"), "interrupted");
+    ASSERT_STR_EQ(str_of(doc, "error"), "the server restarted");
+    ASSERT(num_of(doc, "progress") == 0.2);
+    ch_json_free(doc);
+    ch_buf_clear(&buf);
+    ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_INT_EQ(ch_json_len(doc), 3);
+    ASSERT_STR_EQ(str_of(ch_json_at(doc, 2), "trigger"), "decay");
+    ch_json_free(doc);
+    ch_buf_reset(&buf);
+    ASSERT_ERR(ch_registry_jobs_json(r, 99, 0, &buf, &err), CH_ENOTFOUND);
+    ASSERT_INT_EQ(count_audit(r, "job-cancel", 0), 2);
+    check_ok(r);
+    ch_registry_close(r);
+}
+
+static const double default_steps[] = {5, 25, 100};
+
+/* A rollout walks its steps and promotes the candidate in one
+ * transaction with the rollout's end; pauses, a stale controller and a
+ * second rollout are refused; the registry's invariants hold. */
+TEST(rollout_walks_its_steps)
+{
+    ch_registry *r = open_store(tmp_path("roll.db"));
+    ch_error err = {0};
+    int64_t run = new_run(r);
+    int64_t v1 = reg(r, run, 1), v2 = reg(r, run, 2), id = 0, other = 0;
+    ch_rollout ro;
+    int found = 0;
+    const double bad[] = {5, 25};
+    const double bad2[] = {25, 5, 100};
+    ASSERT_INT_EQ(alias_of(r, "champion"), v1);
+    ASSERT_ERR(ch_registry_rollout_start(r, v1, default_steps, 3, 0, "{}", "ci", NULL, &id, &err),
+               CH_EINVAL); /* already champion */
+    ASSERT_ERR(ch_registry_rollout_start(r, v2, bad, 2, 0, "{}", "ci", NULL, &id, &err), CH_EINVAL);
+    ASSERT_ERR(ch_registry_rollout_start(r, v2, bad2, 3, 0, "{}", "ci", NULL, &id, &err),
+               CH_EINVAL);
+    ASSERT_ERR(ch_registry_rollout_start(r, 99, default_steps, 3, 0, "{}", "ci", NULL, &id, &err),
+               CH_ENOTFOUND);
+    ASSERT_OK(ch_registry_rollout_start(r, v2, default_steps, 3, 1, "{\"min_requests\": 10}", "ci",
+                                        "retrained", &id, &err));
+    ASSERT_ERR(
+        ch_registry_rollout_start(r, v2, default_steps, 3, 0, "{}", "ci", NULL, &other, &err),
+        CH_EBUSY);
+    ASSERT_OK(ch_registry_rollout_get(r, 0, &ro, &found, &err));
+    ASSERT(found && ro.id == id && ro.state == CH_ROLLOUT_SHADOW && ro.n_steps == 3 &&
+           ro.steps[2] == 100 && ro.champion == v1);
+    /* shadow -> 5% -> 25%; a controller that saw an older state is refused */
+    ASSERT_OK(ch_registry_rollout_advance(r, id, CH_ROLLOUT_SHADOW, 0, "{\"ok\": true}", "ci", NULL,
+                                          &err));
+    ASSERT_ERR(ch_registry_rollout_advance(r, id, CH_ROLLOUT_SHADOW, 0, NULL, "ci", NULL, &err),
+               CH_EBUSY);
+    ASSERT_OK(ch_registry_rollout_pause(r, id, "ci", "look", &err));
+    ASSERT_ERR(ch_registry_rollout_advance(r, id, -1, -1, NULL, "ci", NULL, &err), CH_EINVAL);
+    ASSERT_OK(ch_registry_rollout_resume(r, id, "ci", NULL, &err));
+    ASSERT_OK(ch_registry_rollout_get(r, id, &ro, &found, &err));
+    ASSERT(ro.state == CH_ROLLOUT_CANARY && ro.step == 0);
+    ASSERT_OK(ch_registry_rollout_evaluated(r, id, "{\"error_rate\": 0}", &err));
+    ASSERT_OK(ch_registry_rollout_advance(r, id, CH_ROLLOUT_CANARY, 0, NULL, "ci", NULL, &err));
+    ASSERT_INT_EQ(alias_of(r, "champion"), v1);
+    ASSERT_OK(ch_registry_rollout_advance(r, id, CH_ROLLOUT_CANARY, 1, NULL, "ci", NULL, &err));
+    ASSERT_OK(ch_registry_rollout_advance(r, id, CH_ROLLOUT_CANARY, 2, "{\"passed\": 1}", "ci",
+                                          NULL, &err));
+    ASSERT_INT_EQ(alias_of(r, "champion"), v2);
+    ASSERT_OK(ch_registry_rollout_get(r, id, &ro, &found, &err));
+    ASSERT(ro.state == CH_ROLLOUT_PROMOTED && ro.ended_ms > 0);
+    ASSERT_OK(ch_registry_rollout_get(r, 0, &ro, &found, &err));
+    ASSERT_INT_EQ(found, 0);
+    ASSERT_INT_EQ(count_audit(r, "rollout-step", 0), 3);
+    ASSERT_INT_EQ(count_audit(r, "promote", v2), 1);
+    ASSERT_INT_EQ(count_audit(r, "rollout-promoted", v2), 1);
+    check_ok(r);
+    /* A rollback leaves the champion alone. */
+    ASSERT_OK(ch_registry_rollout_start(r, v1, default_steps, 3, 0, "{}", "ci", NULL, &id, &err));
+    ASSERT_OK(ch_registry_rollout_end(r, id, CH_ROLLOUT_ROLLED_BACK, CH_ROLLOUT_CANARY, 0,
+                                      "{\"failed\": \"p99\"}", "ci", "p99 too high", &err));
+    ASSERT_INT_EQ(alias_of(r, "champion"), v2);
+    ASSERT_ERR(ch_registry_rollout_end(r, id, CH_ROLLOUT_ABORTED, -1, -1, NULL, "ci", NULL, &err),
+               CH_EINVAL);
+    {
+        ch_buf b;
+        ch_json *doc;
+        ch_buf_init(&b, 1 << 20);
+        ASSERT_OK(ch_registry_rollouts_json(r, 0, 0, &b, &err));
+        doc = parse_buf(&b);
+        ASSERT_INT_EQ(ch_json_len(doc), 2);
+        ASSERT_STR_EQ(str_of(ch_json_at(doc, 0), "state"), "rolled_back");
+        ASSERT_STR_EQ(str_of(ch_json_at(doc, 1), "state"), "promoted");
+        ch_json_free(doc);
+        ch_buf_reset(&b);
+    }
+    check_ok(r);
+    ch_registry_close(r);
+}
+
+/* A process killed while it finishes a rollout leaves either the old
+ * champion with the rollout still at its last step, or the candidate as
+ * champion with the rollout promoted: never one without the other. */
+TEST(killed_mid_rollout_promotion)
+{
+    const char *path = tmp_path("kill-rollout.db");
+    ch_registry *r = open_store(path);
+    ch_error err = {0};
+    int64_t run = new_run(r);
+    int64_t id = 0;
+    int fds[2];
+    pid_t pid;
+    char c = 0;
+    int st = 0;
+    ch_rollout ro;
+    int found = 0;
+    const double one[] = {100};
+    reg(r, run, 1);
+    reg(r, run, 2);
+    ASSERT_OK(ch_registry_rollout_start(r, 2, one, 1, 0, "{}", "ci", NULL, &id, &err));
+    ch_registry_close(r);
+    ASSERT(pipe(fds) == 0);
+    pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        ch_registry_opts o;
+        ch_registry *cr = NULL;
+        ch_registry_opts_default(&o);
+        o.test_pause_ms = 2000;
+        close(fds[0]);
+        if (ch_registry_open(path, &o, &cr, NULL) != CH_OK)
+            _exit(2);
+        if (write(fds[1], "o", 1) != 1)
+            _exit(3);
+        _exit(ch_registry_rollout_advance(cr, id, CH_ROLLOUT_CANARY, 0, NULL, "child", NULL,
+                                          NULL) == CH_OK
+                  ? 0
+                  : 5);
+    }
+    close(fds[1]);
+    ASSERT(read(fds[0], &c, 1) == 1);
+    close(fds[0]);
+    sleep_ms(300);
+    ASSERT(kill(pid, SIGKILL) == 0);
+    ASSERT(waitpid(pid, &st, 0) == pid);
+    r = open_store(path);
+    check_ok(r);
+    ASSERT_OK(ch_registry_rollout_get(r, id, &ro, &found, &err));
+    if (alias_of(r, "champion") == 1)
+        ASSERT(ro.state == CH_ROLLOUT_CANARY);
+    else
+        ASSERT(alias_of(r, "champion") == 2 && ro.state == CH_ROLLOUT_PROMOTED);
+    /* and it can be finished now */
+    if (ro.state == CH_ROLLOUT_CANARY)
+        ASSERT_OK(ch_registry_rollout_advance(r, id, CH_ROLLOUT_CANARY, 0, NULL, "ci", NULL, &err));
+    ASSERT_INT_EQ(alias_of(r, "champion"), 2);
+    check_ok(r);
+    ch_registry_close(r);
+}
+
+TEST_MAIN(T(jobs_life_cycle), T(rollout_walks_its_steps), T(killed_mid_rollout_promotion),
+          T(opts_defaults), T(url_schemes), T(read_only_missing_file), T(corrupt_file),
           T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
           T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
           T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
