@@ -425,9 +425,10 @@ typedef int (*ch_prediction_row_fn)(void *ctx, const ch_prediction_row *row);
  * number of rows. A slow callback holds the snapshot open, which keeps
  * the store's write-ahead log from being checkpointed meanwhile; 'fn'
  * must not call the registry on 'r'. A full scan of a million
- * predictions takes about 0.3 s (bench/predlog_scan.c); a labelled-only
- * scan costs in proportion to the feedback, not the log. Works on a
- * read-only store.
+ * predictions takes about 0.3 s (bench/predlog_scan.c); feedback is
+ * joined by a lookup per prediction of the window or by one pass over the
+ * feedback, whichever costs less, so a short window stays cheap however
+ * much feedback the store holds. Works on a read-only store.
  * Errors: CH_EINVAL ('r' or 'fn' NULL; since_ms or until_ms negative;
  * until_ms not after since_ms; model_version negative; labelled_only not
  * 0 or 1; last_n above INT64_MAX), CH_EDB, CH_EBUSY (rows already

@@ -2734,15 +2734,17 @@ static ch_err sq_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
  *   - predictions come from the time index in (time_ms, rowid) order, so
  *     they stream out sorted, with no sort step and no memory that grows
  *     with the log;
- *   - the latest feedback of each prediction is not looked up row by row
- *     (a correlated lookup per prediction doubled the cost of a full
- *     scan): a second statement lists the labelled predictions of the
- *     same query, with their latest feedback, sorted the same way, and
- *     the two are merged. Feedback is far smaller than the log;
- *   - a labelled-only scan is driven from the feedback side, so its cost
- *     follows the number of labelled predictions, not the log's size;
  *   - the latest N are found by walking the time index backwards over N
  *     entries, and then read forwards from there;
+ *   - each row's latest feedback is joined one of two ways, whichever
+ *     costs less (see plan_feedback()): from the predictions, a lookup in
+ *     the feedback index per prediction of the window (about 0.3 us
+ *     each), or from the feedback, a second statement that lists the
+ *     labelled predictions of the query, sorted the same way, merged
+ *     with the first (about 2 us per feedback record ever given, since
+ *     each finds its prediction by id). A full scan of a large log with
+ *     little feedback takes the second way, a short window the first;
+ *     a store without feedback joins nothing;
  *   - column types are asked only when a value comes back NULL.
  * What is left is SQLite's own cost of a row (about 0.3 us here); mapping
  * the file for a scan (PRAGMA mmap_size) saved only 5% of it, not worth
@@ -2755,19 +2757,45 @@ static ch_err sq_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
     "p.time_ms >= ?1 AND p.time_ms <= ?2 AND (?3 = 0 OR p.model_version = ?3)"                     \
     " AND (p.time_ms > ?4 OR p.rowid >= ?5)"
 
-/* The labelled predictions, each once with its latest feedback 'f'. The
- * CROSS JOIN keeps feedback as the outer loop: left to itself the planner
- * may prefer the time index and visit every prediction of the window. */
-#define PRED_LABELLED                                                                              \
+/* The latest feedback of prediction 'p'. */
+#define PRED_LATEST "(SELECT max(x.id) FROM feedback x WHERE x.prediction_id = p.id)"
+
+/* Joined from the feedback: the labelled predictions, each once with its
+ * latest feedback 'f'. The CROSS JOIN keeps feedback as the outer loop:
+ * left to itself the planner may prefer the time index. */
+#define FROM_FEEDBACK                                                                              \
     " FROM feedback f CROSS JOIN predictions p ON p.id = f.prediction_id"                          \
     " WHERE f.id = (SELECT max(x.id) FROM feedback x WHERE x.prediction_id = f.prediction_id)"     \
     " AND "
 
-/* Columns 0 to 7 of a row statement; 8 and 9 are churned and the date. */
+/* Joined from the predictions: the window's predictions with (LEFT JOIN)
+ * or only with (CROSS JOIN, which keeps predictions outside) feedback. */
+#define FROM_PREDICTIONS_ALL                                                                       \
+    " FROM predictions p LEFT JOIN feedback f ON f.id = " PRED_LATEST " WHERE "
+#define FROM_PREDICTIONS_LABELLED                                                                  \
+    " FROM predictions p CROSS JOIN feedback f ON f.id = " PRED_LATEST " WHERE "
+#define HAS_FEEDBACK " AND EXISTS (SELECT 1 FROM feedback x WHERE x.prediction_id = p.id)"
+
+/* Columns 0 to 7 of a row statement; 8 and 9, when joined, are churned
+ * (-1 without feedback) and the observed date. */
 #define PRED_COLS                                                                                  \
-    "p.id, p.customer, p.probability, p.label, p.model_version, p.time_ms, p.rowid, p.inputs"
+    "SELECT p.id, p.customer, p.probability, p.label, p.model_version, p.time_ms, p.rowid, "       \
+    "p.inputs"
+#define FB_COLS ", coalesce(f.churned, -1), f.observed_date"
 
 #define PRED_ORDER " ORDER BY p.time_ms, p.rowid"
+#define CUT_ORDER  " ORDER BY p.time_ms DESC, p.rowid DESC LIMIT 1 OFFSET ?6"
+
+/* How feedback is joined to a scan or count. */
+typedef enum fb_plan {
+    FB_NONE = 0,         /* the store has no feedback */
+    FB_FROM_PREDICTIONS, /* a lookup per prediction */
+    FB_FROM_FEEDBACK     /* from the feedback side */
+} fb_plan;
+
+/* One feedback record joined from the feedback side costs about as much
+ * as this many predictions joined from theirs. */
+#define FEEDBACK_COST 8
 
 typedef struct scan_ctx {
     const ch__prediction_query *q;
@@ -2776,6 +2804,37 @@ typedef struct scan_ctx {
     int64_t n;         /* count: rows selected */
     int64_t delivered; /* scan: rows handed to 'fn' */
 } scan_ctx;
+
+/* Picks the cheaper way to join feedback to the predictions with
+ * lo_ms <= time_ms <= q->hi_ms: FB_FROM_FEEDBACK when the window holds
+ * more than FEEDBACK_COST predictions per feedback record. The feedback
+ * is sized by its largest id (no rows are deleted from it, and an
+ * overestimate only favours the per-prediction join), and the window is
+ * counted on the time index, stopping at that many, so that deciding
+ * never costs more than a fraction of either join. */
+static ch_err plan_feedback(sq *s, const ch__prediction_query *q, int64_t lo_ms, fb_plan *plan,
+                            const char *what, ch_error *err)
+{
+    int64_t n_fb = 0;
+    int64_t n_window = 0;
+    int64_t cap;
+    int found = 0;
+    ch_err rc = query_i64(s, &n_fb, &found, what, err, "SELECT max(id) FROM feedback", "");
+    if (rc != CH_OK)
+        return rc;
+    if (!found || n_fb <= 0) {
+        *plan = FB_NONE;
+        return CH_OK;
+    }
+    cap = n_fb > INT64_MAX / FEEDBACK_COST ? INT64_MAX : n_fb * FEEDBACK_COST;
+    rc = query_i64(s, &n_window, &found, what, err,
+                   "SELECT count(*) FROM (SELECT 1 FROM predictions "
+                   "WHERE time_ms >= ?1 AND time_ms <= ?2 LIMIT ?3)",
+                   "iii", lo_ms, q->hi_ms, cap);
+    if (rc == CH_OK)
+        *plan = n_window >= cap ? FB_FROM_FEEDBACK : FB_FROM_PREDICTIONS;
+    return rc;
+}
 
 /* Prepares 'sql' and binds ?1 to ?5 from 'q', with the last_n cut at
  * ('cut_ms', 'cut_rowid'). */
@@ -2789,11 +2848,13 @@ static ch_err prep_query(sq *s, sqlite3_stmt **out, const char *sql, const ch__p
 
 /* Finds where the latest q->last_n rows start: '*cut_ms' and '*cut_rowid'
  * get the time and rowid of the oldest of them, or stay INT64_MIN when
- * the query selects no more than that (or last_n is 0). */
-static ch_err find_cut(sq *s, const ch__prediction_query *q, int64_t *cut_ms, int64_t *cut_rowid,
-                       const char *what, ch_error *err)
+ * the query selects no more than that (or last_n is 0). 'plan' says how
+ * a labelled-only query finds its labelled rows. */
+static ch_err find_cut(sq *s, const ch__prediction_query *q, fb_plan plan, int64_t *cut_ms,
+                       int64_t *cut_rowid, const char *what, ch_error *err)
 {
     sqlite3_stmt *st = NULL;
+    const char *sql;
     int row = 0;
     int r;
     ch_err rc;
@@ -2802,13 +2863,14 @@ static ch_err find_cut(sq *s, const ch__prediction_query *q, int64_t *cut_ms, in
     *cut_rowid = INT64_MIN;
     if (q->last_n == 0)
         return CH_OK;
-    rc = prep_query(s, &st,
-                    q->labelled_only
-                        ? "SELECT p.time_ms, p.rowid" PRED_LABELLED PRED_WHERE
-                          " ORDER BY p.time_ms DESC, p.rowid DESC LIMIT 1 OFFSET ?6"
-                        : "SELECT p.time_ms, p.rowid FROM predictions p WHERE " PRED_WHERE
-                          " ORDER BY p.time_ms DESC, p.rowid DESC LIMIT 1 OFFSET ?6",
-                    q, INT64_MIN, INT64_MIN, what, err);
+    if (!q->labelled_only)
+        sql = "SELECT p.time_ms, p.rowid FROM predictions p WHERE " PRED_WHERE CUT_ORDER;
+    else if (plan == FB_FROM_FEEDBACK)
+        sql = "SELECT p.time_ms, p.rowid" FROM_FEEDBACK PRED_WHERE CUT_ORDER;
+    else
+        sql =
+            "SELECT p.time_ms, p.rowid FROM predictions p WHERE " PRED_WHERE HAS_FEEDBACK CUT_ORDER;
+    rc = prep_query(s, &st, sql, q, INT64_MIN, INT64_MIN, what, err);
     if (rc != CH_OK)
         return rc;
     r = sqlite3_bind_int64(st, 6, q->last_n - 1);
@@ -2826,12 +2888,13 @@ static ch_err no_memory(sq *s, const char *what, ch_error *err)
     return ch_error_set(err, CH_ENOMEM, "%s: %s: out of memory", s->path, what);
 }
 
-/* Reads the current row of a row statement (PRED_COLS) into 'r' and its
- * rowid into '*rowid'. Column types are asked only when a value comes
- * back NULL (SQL NULL, or SQLite out of memory): a full scan makes ten
- * million of these calls. */
-static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, int64_t *rowid,
-                       const char *what, ch_error *err)
+/* Reads the current row of a row statement (PRED_COLS) into 'r'. Each
+ * column call costs about as much as SQLite's whole step per column, so
+ * column types are asked only when a value comes back NULL (SQL NULL, or
+ * SQLite out of memory), and the rowid (column 6) only by a merge that
+ * needs it. */
+static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, const char *what,
+                       ch_error *err)
 {
     int n;
     r->id = (const char *)sqlite3_column_text(st, 0);
@@ -2846,7 +2909,6 @@ static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, int64_t *r
     r->label = (int)sqlite3_column_int64(st, 3);
     r->model_version = sqlite3_column_int64(st, 4); /* NULL (from a file) reads as 0 */
     r->time_ms = sqlite3_column_int64(st, 5);
-    *rowid = sqlite3_column_int64(st, 6);
     r->inputs = sqlite3_column_blob(st, 7);
     n = sqlite3_column_bytes(st, 7);
     if (r->inputs == NULL && n > 0)
@@ -2859,17 +2921,22 @@ static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, int64_t *r
     return CH_OK;
 }
 
-/* Reads churned and the observed date from columns 'i' and 'i' + 1. */
+/* Reads churned (-1: none) and the observed date from columns 'i' and
+ * 'i' + 1 of 'st'. */
 static ch_err read_feedback(sq *s, sqlite3_stmt *st, int i, ch_prediction_row *r, const char *what,
                             ch_error *err)
 {
     r->churned = (int)sqlite3_column_int64(st, i);
+    if (r->churned < 0) {
+        r->churned = -1;
+        return CH_OK;
+    }
     r->observed_date = (const char *)sqlite3_column_text(st, i + 1);
     return r->observed_date != NULL ? CH_OK : no_memory(s, what, err);
 }
 
 /* The feedback side of a merged scan: the next labelled prediction's key
- * and feedback, or '*more' 0 at the end. */
+ * and feedback, or 'more' 0 at the end. */
 typedef struct fb_cursor {
     sqlite3_stmt *st;
     int more;
@@ -2887,27 +2954,45 @@ static ch_err fb_next(sq *s, fb_cursor *f, const char *what, ch_error *err)
     return rc;
 }
 
-/* Hands the rows of 'st' to the callback; with 'f', attaches the feedback
- * of the rows it lists (a subset of 'st', in the same order). */
-static ch_err deliver(sq *s, scan_ctx *c, sqlite3_stmt *st, fb_cursor *f, const char *what,
-                      ch_error *err)
+/* Attaches to row 'r' (the current row of 'st') its feedback from the
+ * merged cursor 'f', which lists labelled rows in the same order as 'st':
+ * advances 'f' past the rows before 'r', and takes its feedback when 'f'
+ * is on 'r'. */
+static ch_err merge_feedback(sq *s, sqlite3_stmt *st, fb_cursor *f, ch_prediction_row *r,
+                             const char *what, ch_error *err)
+{
+    int64_t rowid;
+    ch_err rc = CH_OK;
+    while (rc == CH_OK && f->more && f->time_ms < r->time_ms)
+        rc = fb_next(s, f, what, err);
+    if (rc != CH_OK || !f->more || f->time_ms != r->time_ms)
+        return rc;
+    rowid = sqlite3_column_int64(st, 6);
+    while (rc == CH_OK && f->more && f->time_ms == r->time_ms && f->rowid < rowid)
+        rc = fb_next(s, f, what, err);
+    if (rc == CH_OK && f->more && f->time_ms == r->time_ms && f->rowid == rowid)
+        rc = read_feedback(s, f->st, 2, r, what, err);
+    return rc;
+}
+
+/* Hands the rows of 'st' to the callback. With 'joined', 'st' has the
+ * feedback columns; with 'f', the feedback of the rows it lists is
+ * merged in. */
+static ch_err deliver(sq *s, scan_ctx *c, sqlite3_stmt *st, int joined, fb_cursor *f,
+                      const char *what, ch_error *err)
 {
     int row = 1;
     ch_err rc = CH_OK;
     while (rc == CH_OK) {
         ch_prediction_row r;
-        int64_t rowid;
         rc = step(s, st, &row, what, err);
         if (rc != CH_OK || !row)
             break;
-        rc = read_row(s, st, &r, &rowid, what, err);
-        if (rc == CH_OK && f == NULL && c->q->labelled_only)
+        rc = read_row(s, st, &r, what, err);
+        if (rc == CH_OK && joined)
             rc = read_feedback(s, st, 8, &r, what, err);
-        while (rc == CH_OK && f != NULL && f->more &&
-               (f->time_ms < r.time_ms || (f->time_ms == r.time_ms && f->rowid < rowid)))
-            rc = fb_next(s, f, what, err);
-        if (rc == CH_OK && f != NULL && f->more && f->time_ms == r.time_ms && f->rowid == rowid)
-            rc = read_feedback(s, f->st, 2, &r, what, err);
+        if (rc == CH_OK && f != NULL)
+            rc = merge_feedback(s, st, f, &r, what, err);
         if (rc != CH_OK)
             break;
         c->delivered++;
@@ -2917,38 +3002,57 @@ static ch_err deliver(sq *s, scan_ctx *c, sqlite3_stmt *st, fb_cursor *f, const 
     return rc;
 }
 
+/* The row statement (and, joining from the feedback side without
+ * labelled_only, the feedback statement to merge) for 'plan'. */
+static void scan_sql(const ch__prediction_query *q, fb_plan plan, const char **rows,
+                     const char **fb)
+{
+    *fb = NULL;
+    if (q->labelled_only)
+        *rows = plan == FB_FROM_FEEDBACK
+                    ? PRED_COLS FB_COLS FROM_FEEDBACK PRED_WHERE PRED_ORDER
+                    : PRED_COLS FB_COLS FROM_PREDICTIONS_LABELLED PRED_WHERE PRED_ORDER;
+    else if (plan == FB_FROM_PREDICTIONS)
+        *rows = PRED_COLS FB_COLS FROM_PREDICTIONS_ALL PRED_WHERE PRED_ORDER;
+    else
+        *rows = PRED_COLS " FROM predictions p WHERE " PRED_WHERE PRED_ORDER;
+    if (!q->labelled_only && plan == FB_FROM_FEEDBACK)
+        *fb = "SELECT p.time_ms, p.rowid, f.churned, f.observed_date" FROM_FEEDBACK PRED_WHERE
+            PRED_ORDER;
+}
+
 static ch_err scan_body(sq *s, void *vc, ch_error *err)
 {
     scan_ctx *c = vc;
     const char *what = "reading predictions";
     sqlite3_stmt *st = NULL;
     fb_cursor f = {NULL, 0, 0, 0};
-    int64_t cut_ms;
-    int64_t cut_rowid;
+    const char *rows_sql;
+    const char *fb_sql;
+    fb_plan plan = FB_NONE;
+    int64_t cut_ms = INT64_MIN;
+    int64_t cut_rowid = INT64_MIN;
     ch_err rc;
 
     c->delivered = 0;
-    rc = find_cut(s, c->q, &cut_ms, &cut_rowid, what, err);
-    if (rc == CH_OK && c->q->labelled_only) {
-        rc = prep_query(s, &st,
-                        "SELECT " PRED_COLS
-                        ", f.churned, f.observed_date" PRED_LABELLED PRED_WHERE PRED_ORDER,
-                        c->q, cut_ms, cut_rowid, what, err);
-    } else if (rc == CH_OK) {
-        rc = prep_query(s, &st,
-                        "SELECT " PRED_COLS " FROM predictions p WHERE " PRED_WHERE PRED_ORDER,
-                        c->q, cut_ms, cut_rowid, what, err);
-        if (rc == CH_OK)
-            rc = prep_query(
-                s, &f.st,
-                "SELECT p.time_ms, p.rowid, f.churned, f.observed_date" PRED_LABELLED PRED_WHERE
-                    PRED_ORDER,
-                c->q, cut_ms, cut_rowid, what, err);
-        if (rc == CH_OK)
-            rc = fb_next(s, &f, what, err);
-    }
+    rc = plan_feedback(s, c->q, c->q->lo_ms, &plan, what, err);
+    if (rc != CH_OK || (plan == FB_NONE && c->q->labelled_only))
+        return rc;
+    rc = find_cut(s, c->q, plan, &cut_ms, &cut_rowid, what, err);
+    /* A cut narrows the window: decide again for what is left. */
+    if (rc == CH_OK && plan != FB_NONE && cut_ms > c->q->lo_ms)
+        rc = plan_feedback(s, c->q, cut_ms, &plan, what, err);
+    if (rc != CH_OK)
+        return rc;
+    scan_sql(c->q, plan, &rows_sql, &fb_sql);
+    rc = prep_query(s, &st, rows_sql, c->q, cut_ms, cut_rowid, what, err);
+    if (rc == CH_OK && fb_sql != NULL)
+        rc = prep_query(s, &f.st, fb_sql, c->q, cut_ms, cut_rowid, what, err);
+    if (rc == CH_OK && f.st != NULL)
+        rc = fb_next(s, &f, what, err);
     if (rc == CH_OK)
-        rc = deliver(s, c, st, f.st != NULL ? &f : NULL, what, err);
+        rc = deliver(s, c, st, plan == FB_FROM_PREDICTIONS || c->q->labelled_only,
+                     f.st != NULL ? &f : NULL, what, err);
     sqlite3_finalize(f.st);
     sqlite3_finalize(st);
     /* Rows already delivered must not come again: a store that fails
@@ -2970,12 +3074,21 @@ static ch_err pred_count_body(sq *s, void *vc, ch_error *err)
     scan_ctx *c = vc;
     const char *what = "counting predictions";
     sqlite3_stmt *st = NULL;
+    fb_plan plan = FB_NONE;
+    const char *sql = "SELECT count(*) FROM predictions p WHERE " PRED_WHERE;
     int row = 0;
-    ch_err rc =
-        prep_query(s, &st,
-                   c->q->labelled_only ? "SELECT count(*)" PRED_LABELLED PRED_WHERE
-                                       : "SELECT count(*) FROM predictions p WHERE " PRED_WHERE,
-                   c->q, INT64_MIN, INT64_MIN, what, err);
+    ch_err rc;
+
+    c->n = 0;
+    if (c->q->labelled_only) {
+        rc = plan_feedback(s, c->q, c->q->lo_ms, &plan, what, err);
+        if (rc != CH_OK || plan == FB_NONE)
+            return rc;
+        sql = plan == FB_FROM_FEEDBACK
+                  ? "SELECT count(*)" FROM_FEEDBACK PRED_WHERE
+                  : "SELECT count(*) FROM predictions p WHERE " PRED_WHERE HAS_FEEDBACK;
+    }
+    rc = prep_query(s, &st, sql, c->q, INT64_MIN, INT64_MIN, what, err);
     if (rc == CH_OK)
         rc = step(s, st, &row, what, err);
     if (rc == CH_OK && row)

@@ -1460,6 +1460,49 @@ static size_t reference(const ch_prediction_rec *recs, const unsigned *order, si
     return m - first;
 }
 
+/* Runs 600 random queries against the reference, with the first 'n_fb'
+ * feedback records given. */
+static void check_queries(ch_registry *r, const ch_prediction_rec *recs, const unsigned *order,
+                          size_t n, const unsigned *fb_pred, const int *fb_churned, size_t n_fb,
+                          uint64_t *xs, scan_out *g)
+{
+    unsigned want[512];
+    int want_churned[512];
+    ASSERT(n <= 512);
+    for (int t = 0; t < 600; t++) {
+        ch_prediction_query q;
+        uint64_t x;
+        size_t m;
+        memset(&q, 0, sizeof q);
+        *xs ^= *xs << 13, *xs ^= *xs >> 7, *xs ^= *xs << 17;
+        x = *xs;
+        if (x % 3 == 0)
+            q.since_ms = 90 + (int64_t)(x >> 8) % 220;
+        if ((x >> 3) % 3 == 0)
+            q.until_ms = q.since_ms + 1 + (int64_t)(x >> 16) % 150;
+        if ((x >> 5) % 3 == 0)
+            q.last_n = (size_t)(x >> 24) % 60;
+        if ((x >> 7) % 3 == 0)
+            q.model_version = (int64_t)(x >> 32) % 4;
+        q.labelled_only = (x >> 9) % 4 == 0;
+        m = reference(recs, order, n, fb_pred, fb_churned, n_fb, &q, want, want_churned);
+        scan(r, &q, g);
+        if (g->n != m)
+            FAIL("query %d (since %lld, until %lld, last %zu, version %lld, labelled %d): %zu "
+                 "rows, want %zu",
+                 t, (long long)q.since_ms, (long long)q.until_ms, q.last_n,
+                 (long long)q.model_version, q.labelled_only, g->n, m);
+        for (size_t i = 0; i < m; i++) {
+            const ch_prediction_rec *p = &recs[want[i]];
+            ASSERT_STR_EQ(g->rows[i].id, p->id);
+            ASSERT_INT_EQ(g->rows[i].churned, want_churned[i]);
+            ASSERT_INT_EQ(g->rows[i].inputs_len, p->inputs_len);
+            ASSERT(memcmp(g->rows[i].inputs, p->inputs, p->inputs_len) == 0);
+        }
+        ASSERT_INT_EQ(count_of(r, &q), m);
+    }
+}
+
 /* Filters, order (time, then the order stored), last_n, the labelled
  * join with the latest feedback, and count, against the reference over
  * many random queries. */
@@ -1472,8 +1515,6 @@ TEST(prediction_scan_filters_and_order)
     unsigned order[N];
     unsigned fb_pred[N_FB];
     int fb_churned[N_FB];
-    unsigned want[N];
-    int want_churned[N];
     ch_error err = {0};
     scan_out g = {0};
     uint64_t x = 88172645463325252ull;
@@ -1502,46 +1543,23 @@ TEST(prediction_scan_filters_and_order)
             batch[m++] = recs[order[k++]];
         ASSERT_OK(ch_registry_log_predictions(r, batch, m, &err));
     }
-    /* Feedback: some predictions twice, the later report winning. */
-    for (unsigned f = 0; f < N_FB; f++) {
-        char date[16];
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        fb_pred[f] = f < 90 ? (unsigned)(x % N) : fb_pred[f - 90];
-        fb_churned[f] = (int)(x >> 40) & 1;
-        snprintf(date, sizeof date, "2024-01-%02u", 1 + f % 28);
-        ASSERT_OK(ch_registry_feedback_add(r, recs[fb_pred[f]].id, NULL, fb_churned[f], date, "t",
-                                           NULL, &err));
-    }
-
-    for (int t = 0; t < 600; t++) {
-        ch_prediction_query q;
-        size_t m;
-        memset(&q, 0, sizeof q);
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        if (x % 3 == 0)
-            q.since_ms = 90 + (int64_t)(x >> 8) % 220;
-        if ((x >> 3) % 3 == 0)
-            q.until_ms = q.since_ms + 1 + (int64_t)(x >> 16) % 150;
-        if ((x >> 5) % 3 == 0)
-            q.last_n = (size_t)(x >> 24) % 60;
-        if ((x >> 7) % 3 == 0)
-            q.model_version = (int64_t)(x >> 32) % 4;
-        q.labelled_only = (x >> 9) % 4 == 0;
-        m = reference(recs, order, N, fb_pred, fb_churned, N_FB, &q, want, want_churned);
-        scan(r, &q, &g);
-        if (g.n != m)
-            FAIL("query %d (since %lld, until %lld, last %zu, version %lld, labelled %d): %zu "
-                 "rows, want %zu",
-                 t, (long long)q.since_ms, (long long)q.until_ms, q.last_n,
-                 (long long)q.model_version, q.labelled_only, g.n, m);
-        for (size_t i = 0; i < m; i++) {
-            const ch_prediction_rec *p = &recs[want[i]];
-            ASSERT_STR_EQ(g.rows[i].id, p->id);
-            ASSERT_INT_EQ(g.rows[i].churned, want_churned[i]);
-            ASSERT_INT_EQ(g.rows[i].inputs_len, p->inputs_len);
-            ASSERT(memcmp(g.rows[i].inputs, p->inputs, p->inputs_len) == 0);
+    /* Feedback in three stages, each followed by random queries: none
+     * at all; 15 records, so that a long window has many predictions per
+     * record and a short one few (the store joins feedback from one side
+     * or the other by those numbers); 120, some predictions twice, the
+     * later report winning. */
+    for (unsigned stage = 0, n_fb = 0; stage < 3; stage++) {
+        unsigned upto = stage == 0 ? 0 : stage == 1 ? 15 : N_FB;
+        for (; n_fb < upto; n_fb++) {
+            char date[16];
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            fb_pred[n_fb] = n_fb < 90 ? (unsigned)(x % N) : fb_pred[n_fb - 90];
+            fb_churned[n_fb] = (int)(x >> 40) & 1;
+            snprintf(date, sizeof date, "2024-01-%02u", 1 + n_fb % 28);
+            ASSERT_OK(ch_registry_feedback_add(r, recs[fb_pred[n_fb]].id, NULL, fb_churned[n_fb],
+                                               date, "t", NULL, &err));
         }
-        ASSERT_INT_EQ(count_of(r, &q), m);
+        check_queries(r, recs, order, N, fb_pred, fb_churned, n_fb, &x, &g);
     }
     /* The latest feedback's date comes with it. */
     {
