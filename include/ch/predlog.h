@@ -50,6 +50,13 @@ extern "C" {
  * bounded. A record whose inputs do not fit is logged without them. */
 #define CH_PREDLOG_INPUTS_MAX 320
 
+/* Who answered a prediction while a rollout runs. */
+enum {
+    CH_ARM_NONE = 0,     /* no canary rollout was running */
+    CH_ARM_CHAMPION = 1, /* the champion, with a canary running */
+    CH_ARM_CANDIDATE = 2 /* the canary candidate */
+};
+
 /* One prediction, as logged. Plain data, copied by value. The record grew
  * from 176 to 496 bytes (on 64-bit Linux) when it gained 'inputs' and
  * 'inputs_len'; 'inputs' comes last so that push() copies only the bytes
@@ -65,6 +72,9 @@ typedef struct ch_prediction_rec {
     int64_t model_version;             /* registry version, 0 when served from a file */
     double latency_s;                  /* seconds spent in the request */
     int64_t time_ms;                   /* unix time, milliseconds */
+    int arm;                           /* CH_ARM_*: who answered during a canary rollout */
+    int64_t shadow_version;            /* the shadow candidate that also scored it, 0: none */
+    double shadow_probability;         /* its probability (when shadow_version > 0) */
     unsigned char inputs[CH_PREDLOG_INPUTS_MAX]; /* the input values, an inputs.h blob
                                                     (ch_inputs_encode) of 'inputs_len' bytes */
 } ch_prediction_rec;

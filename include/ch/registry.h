@@ -411,6 +411,9 @@ typedef struct ch_prediction_row {
     int churned;                 /* the latest feedback for this prediction (by the order
                                     it was recorded): 0 or 1; -1 when there is none */
     const char *observed_date;   /* that feedback's "YYYY-MM-DD", or NULL when none */
+    int arm;                     /* CH_ARM_* (predlog.h) */
+    int64_t shadow_version;      /* the shadow candidate that also scored it, 0: none */
+    double shadow_probability;   /* its probability; NaN when none */
 } ch_prediction_row;
 
 /* Receives one row; returns 0 to go on, anything else to stop the scan

@@ -346,6 +346,12 @@ static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *e
         bad = "time_ms is not positive";
     else if (p->inputs_len > CH_PREDLOG_INPUTS_MAX)
         bad = "inputs_len is above CH_PREDLOG_INPUTS_MAX";
+    else if (p->arm < CH_ARM_NONE || p->arm > CH_ARM_CANDIDATE)
+        bad = "arm is not one of CH_ARM_*";
+    else if (p->shadow_version < 0 ||
+             (p->shadow_version > 0 &&
+              !(p->shadow_probability >= 0 && p->shadow_probability <= 1)))
+        bad = "shadow probability is not in [0, 1]";
     if (bad != NULL)
         return ch_error_set(err, CH_EINVAL, "prediction record %zu: %s", i, bad);
     return CH_OK;

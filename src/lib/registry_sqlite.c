@@ -43,6 +43,7 @@
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -2529,6 +2530,16 @@ static ch_err bind_prediction(sq *s, sqlite3_stmt *st, const ch_prediction_rec *
     if (rc == SQLITE_OK)
         rc = p->inputs_len > 0 ? sqlite3_bind_blob(st, 9, p->inputs, p->inputs_len, SQLITE_STATIC)
                                : sqlite3_bind_null(st, 9);
+    if (rc == SQLITE_OK)
+        rc = p->arm == CH_ARM_CHAMPION    ? sqlite3_bind_text(st, 10, "champion", -1, SQLITE_STATIC)
+             : p->arm == CH_ARM_CANDIDATE ? sqlite3_bind_text(st, 10, "candidate", -1, SQLITE_STATIC)
+                                          : sqlite3_bind_null(st, 10);
+    if (rc == SQLITE_OK)
+        rc = p->shadow_version > 0 ? sqlite3_bind_double(st, 11, p->shadow_probability)
+                                   : sqlite3_bind_null(st, 11);
+    if (rc == SQLITE_OK)
+        rc = p->shadow_version > 0 ? sqlite3_bind_int64(st, 12, p->shadow_version)
+                                   : sqlite3_bind_null(st, 12);
     return rc == SQLITE_OK ? CH_OK : db_fail(s, rc, what, err);
 }
 
@@ -2546,7 +2557,8 @@ static ch_err pred_body(sq *s, void *vc, ch_error *err)
         int r = sqlite3_prepare_v3(s->db,
                                    "INSERT INTO predictions(id, customer, features_sha256, "
                                    "probability, label, model_version, latency_s, time_ms, "
-                                   "inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                                   "inputs, arm, shadow_probability, shadow_version) VALUES (?1, "
+                                   "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
                                    "ON CONFLICT(id) DO NOTHING",
                                    -1, SQLITE_PREPARE_PERSISTENT, &s->pred, NULL);
         if (r != SQLITE_OK)
@@ -2776,11 +2788,11 @@ static ch_err sq_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
     " FROM predictions p CROSS JOIN feedback f ON f.id = " PRED_LATEST " WHERE "
 #define HAS_FEEDBACK " AND EXISTS (SELECT 1 FROM feedback x WHERE x.prediction_id = p.id)"
 
-/* Columns 0 to 7 of a row statement; 8 and 9, when joined, are churned
- * (-1 without feedback) and the observed date. */
+/* Columns 0 to 10 of a row statement; 11 and 12, when joined, are
+ * churned (-1 without feedback) and the observed date. */
 #define PRED_COLS                                                                                  \
     "SELECT p.id, p.customer, p.probability, p.label, p.model_version, p.time_ms, p.rowid, "       \
-    "p.inputs"
+    "p.inputs, p.arm, p.shadow_probability, p.shadow_version"
 #define FB_COLS ", coalesce(f.churned, -1), f.observed_date"
 
 #define PRED_ORDER " ORDER BY p.time_ms, p.rowid"
@@ -2916,6 +2928,14 @@ static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, const char
     r->inputs_len = n > 0 ? (size_t)n : 0;
     if (n == 0)
         r->inputs = NULL;
+    {
+        const unsigned char *arm = sqlite3_column_text(st, 8);
+        r->arm = arm == NULL        ? CH_ARM_NONE
+                 : arm[0] == 'c' && arm[1] == 'h' ? CH_ARM_CHAMPION
+                                                  : CH_ARM_CANDIDATE;
+    }
+    r->shadow_version = sqlite3_column_int64(st, 10);
+    r->shadow_probability = r->shadow_version > 0 ? sqlite3_column_double(st, 9) : NAN;
     r->churned = -1;
     r->observed_date = NULL;
     return CH_OK;
@@ -2990,7 +3010,7 @@ static ch_err deliver(sq *s, scan_ctx *c, sqlite3_stmt *st, int joined, fb_curso
             break;
         rc = read_row(s, st, &r, what, err);
         if (rc == CH_OK && joined)
-            rc = read_feedback(s, st, 8, &r, what, err);
+            rc = read_feedback(s, st, 11, &r, what, err);
         if (rc == CH_OK && f != NULL)
             rc = merge_feedback(s, st, f, &r, what, err);
         if (rc != CH_OK)

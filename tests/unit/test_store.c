@@ -1283,6 +1283,9 @@ typedef struct got_row {
     int churned;
     char observed_date[11];
     int has_date;
+    int arm;
+    int64_t shadow_version;
+    double shadow_probability;
 } got_row;
 
 typedef struct got {
@@ -1328,6 +1331,9 @@ static int collect(void *ctx, const ch_prediction_row *r)
         o->inputs_len = r->inputs_len;
         memcpy(o->inputs, r->inputs, r->inputs_len);
     }
+    o->arm = r->arm;
+    o->shadow_version = r->shadow_version;
+    o->shadow_probability = r->shadow_probability;
     o->churned = r->churned;
     if (r->observed_date != NULL) {
         o->has_date = 1;
@@ -1381,6 +1387,11 @@ TEST(prediction_scan_round_trip)
     for (unsigned i = 0; i < 7; i++) {
         recs[i] = pred(i, i % 2 ? 0 : 1 + i, 1000 + (int64_t)i);
         fill_inputs(&recs[i], i, lens[i]);
+        recs[i].arm = (int)(i % 3); /* none, champion, candidate */
+        if (i % 2 == 0) {
+            recs[i].shadow_version = 7;
+            recs[i].shadow_probability = 0.125 * i;
+        }
         /* Bytes past inputs_len are not part of the record. */
         if (lens[i] < CH_PREDLOG_INPUTS_MAX)
             recs[i].inputs[lens[i]] = 0xAB;
@@ -1405,6 +1416,12 @@ TEST(prediction_scan_round_trip)
             ASSERT(memcmp(o->inputs, recs[i].inputs, lens[i]) == 0);
             ASSERT_INT_EQ(o->churned, i == 2 ? 1 : -1);
             ASSERT_INT_EQ(o->has_date, i == 2);
+            ASSERT_INT_EQ(o->arm, recs[i].arm);
+            ASSERT_INT_EQ(o->shadow_version, recs[i].shadow_version);
+            if (i % 2 == 0)
+                ASSERT(o->shadow_probability == recs[i].shadow_probability);
+            else
+                ASSERT(isnan(o->shadow_probability));
         }
         ASSERT_STR_EQ(g.rows[2].observed_date, "2024-06-30");
         ASSERT_INT_EQ(count_of(r, NULL), 7);
@@ -1683,7 +1700,7 @@ TEST(layout2_store_migrates)
         ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_step(st), SQLITE_ROW);
-        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 4); /* migrated through to the current layout */
+        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 5); /* migrated through to the current layout */
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
