@@ -45,50 +45,6 @@ static void help(void)
            "config, 4 training failed, 5 the registry failed.\n");
 }
 
-/* Fills 'o' from the config; 'fams' keeps the family names alive. */
-static int train_opts(const ch_config *cfg, ch_train_opts *o, char *fams, size_t cap)
-{
-    const char *cal = ch_config_str(cfg, "train.calibration");
-    const char *cw = ch_config_str(cfg, "train.class_weight");
-    char *save = NULL;
-    char *tok;
-
-    ch_train_opts_default(o);
-    snprintf(fams, cap, "%s", ch_config_str(cfg, "train.families"));
-    o->n_families = 0;
-    for (tok = strtok_r(fams, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
-        if (o->n_families == 8)
-            return cli_usage_error("train", "train.families: at most 8 families");
-        o->families[o->n_families++] = tok;
-    }
-    o->search = ch_config_section(cfg, "search");
-    o->folds = (unsigned)ch_config_num(cfg, "train.folds");
-    o->test_fraction = ch_config_num(cfg, "split.test_fraction");
-    o->seed = (uint64_t)ch_config_num(cfg, "split.seed");
-    o->threads = (int)ch_config_num(cfg, "train.threads");
-    o->early_stop_fraction = ch_config_num(cfg, "train.early_stop_fraction");
-    if (strcmp(cw, "balanced") == 0)
-        o->balanced = 1;
-    else if (strcmp(cw, "none") == 0)
-        o->balanced = 0;
-    else
-        return cli_usage_error("train", "train.class_weight must be \"balanced\" or \"none\"");
-    if (ch_calib_method_parse(cal, &o->calibration) != 0)
-        return cli_usage_error("train",
-                               "train.calibration must be \"platt\", \"isotonic\" or \"none\"");
-    o->threshold_rule = ch_config_str(cfg, "train.threshold");
-    o->select_by = ch_config_str(cfg, "train.select_by");
-    o->revenue_column = ch_config_str(cfg, "value.revenue_column");
-    if (o->revenue_column[0] == '\0')
-        o->revenue_column = NULL;
-    o->value.horizon_months = ch_config_num(cfg, "value.horizon_months");
-    o->value.offer_cost = ch_config_num(cfg, "value.offer_cost");
-    o->value.success_rate = ch_config_num(cfg, "value.success_rate");
-    if (cli_stderr_is_tty())
-        o->progress = cli_progress;
-    return 0;
-}
-
 /* Prints the human summary of a result document. */
 static void print_summary(const char *json, int64_t run_id, int64_t version, const char *dir)
 {
@@ -201,7 +157,7 @@ int cmd_train(int argc, char **argv)
     }
     if ((code = cli_load_config(&com, "train", &cfg)) != 0)
         return code;
-    if ((code = train_opts(cfg, &o, fams, sizeof fams)) != 0)
+    if ((code = cli_train_opts(cfg, "train", &o, fams, sizeof fams)) != 0)
         goto done;
     if (data == NULL) {
         if ((code = cli_data_path(cfg, "train", data_buf, sizeof data_buf)) != 0)
