@@ -35,7 +35,8 @@
  * <workdir>/retrain/data/<sha256>.csv (the path the run's lineage and
  * the datasets table record, which the promotion gate re-reads later),
  * and is linked into the run's directory <workdir>/retrain/<run id>/ as
- * data.csv beside bundle.json, report.md and result.json.
+ * data.csv (a hard link, or a relative symbolic link where hard links
+ * are not possible) beside bundle.json, report.md and result.json.
  *
  * Expected workload: one call every few hours or days, taking as long as
  * a training run (seconds to minutes), on a job thread of its own.

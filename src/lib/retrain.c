@@ -617,6 +617,21 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
         goto done;
     }
 
+    /* The feature declaration, checked before anything is written. */
+    if (o->features != NULL && ch_json_typeof(o->features) != CH_JSON_STRING) {
+        rc = ch_pipeline_spec_from_json(o->features, schema, &spec, err);
+        features_word = "config";
+        if (rc == CH_EFORMAT)
+            ch_error_prefix(err, "features");
+    } else if (o->features != NULL && strcmp(ch_json_str(o->features, NULL), "auto") != 0) {
+        rc = ch_error_set(err, CH_EFORMAT, "features: expected an object or \"auto\", not \"%s\"",
+                          ch_json_str(o->features, NULL));
+    } else {
+        rc = ch_pipeline_spec_auto(schema, &spec, err);
+    }
+    if (rc != CH_OK)
+        goto done;
+
     /* 3. The combined file, read back through the schema, then stored
      * under its hash. */
     snprintf(data_dir, sizeof data_dir, "%s/retrain/data", o->workdir);
@@ -648,19 +663,6 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
     tmp_path[0] = '\0';
 
     /* 4. The run, the training and its outputs. */
-    if (o->features != NULL && ch_json_typeof(o->features) != CH_JSON_STRING) {
-        rc = ch_pipeline_spec_from_json(o->features, schema, &spec, err);
-        features_word = "config";
-        if (rc == CH_EFORMAT)
-            ch_error_prefix(err, "features");
-    } else if (o->features != NULL && strcmp(ch_json_str(o->features, NULL), "auto") != 0) {
-        rc = ch_error_set(err, CH_EFORMAT, "features: expected an object or \"auto\", not \"%s\"",
-                          ch_json_str(o->features, NULL));
-    } else {
-        rc = ch_pipeline_spec_auto(schema, &spec, err);
-    }
-    if (rc != CH_OK)
-        goto done;
     ch_buf_printf(&extra,
                   "{\"retrain\": {\"champion\": %lld, \"base_csv\": ", (long long)res.champion);
     if (o->base_csv != NULL)
@@ -694,8 +696,9 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
         /* The run's own name for its data; the stored file stays where
          * the lineage says. */
         snprintf(path, sizeof path, "%s/data.csv", res.run_dir);
-        if (link(res.dataset_path, path) != 0 && errno != EEXIST &&
-            symlink(res.dataset_path, path) != 0)
+        char rel[200];
+        snprintf(rel, sizeof rel, "../data/%s.csv", res.dataset_sha256);
+        if (link(res.dataset_path, path) != 0 && errno != EEXIST && symlink(rel, path) != 0)
             rc = ch_error_set(err, CH_EIO, "%s: %s", path, strerror(errno));
     }
     if (rc != CH_OK) {
