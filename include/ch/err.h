@@ -24,21 +24,22 @@ extern "C" {
 #define CH_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 typedef enum ch_err {
-    CH_OK = 0,        /* success */
-    CH_ENOMEM = 1,    /* an allocation failed */
-    CH_EINVAL = 2,    /* bad argument or bad user input (usage) */
-    CH_EIO = 3,       /* a read, write or open failed */
-    CH_EFORMAT = 4,   /* malformed input file: CSV, JSON, bundle */
-    CH_ENOTFOUND = 5, /* a named thing does not exist */
-    CH_EDB = 6,       /* the tracking store failed */
-    CH_EMODEL = 7,    /* a model could not be trained, loaded or used */
-    CH_EBUSY = 8,     /* a resource is held by someone else */
-    CH_ERANGE = 9,    /* a value is outside its allowed range */
-    CH_ELIMIT = 10,   /* a configured limit was exceeded (size, reject rate) */
-    CH_ESCHEMA = 11,  /* data does not match its schema */
-    CH_EDATA = 12,    /* data is valid but unusable (for example one class only) */
-    CH_EAUTH = 13,    /* credentials missing, malformed, expired or wrong */
-    CH_EDENIED = 14   /* authenticated, but the role does not allow it */
+    CH_OK = 0,         /* success */
+    CH_ENOMEM = 1,     /* an allocation failed */
+    CH_EINVAL = 2,     /* bad argument or bad user input (usage) */
+    CH_EIO = 3,        /* a read, write or open failed */
+    CH_EFORMAT = 4,    /* malformed input file: CSV, JSON, bundle */
+    CH_ENOTFOUND = 5,  /* a named thing does not exist */
+    CH_EDB = 6,        /* the tracking store failed */
+    CH_EMODEL = 7,     /* a model could not be trained, loaded or used */
+    CH_EBUSY = 8,      /* a resource is held by someone else */
+    CH_ERANGE = 9,     /* a value is outside its allowed range */
+    CH_ELIMIT = 10,    /* a configured limit was exceeded (size, reject rate) */
+    CH_ESCHEMA = 11,   /* data does not match its schema */
+    CH_EDATA = 12,     /* data is valid but unusable (for example one class only) */
+    CH_EAUTH = 13,     /* credentials missing, malformed, expired or wrong */
+    CH_EDENIED = 14,   /* authenticated, but the role does not allow it */
+    CH_ECANCELLED = 15 /* the caller asked a long operation to stop, and it did */
 } ch_err;
 
 /* Detail for the last error. 'msg' is always NUL-terminated. */

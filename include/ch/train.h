@@ -57,6 +57,8 @@ typedef struct ch_train_opts {
     ch_value_opts value;           /* retention economics */
     ch_train_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    const volatile int *cancel; /* NULL: never; otherwise training stops (CH_ECANCELLED) soon
+                                   after *cancel becomes non-zero: see ch_train_run() */
 } ch_train_opts;
 
 CH_API void ch_train_opts_default(ch_train_opts *o);
@@ -65,9 +67,20 @@ typedef struct ch_train_result ch_train_result;
 
 /* Runs the protocol on 'frame' (ingested with 'schema') using the
  * pipeline declared in 'spec'. 'lineage_json' (an object) is stored in
- * the bundle with the training times added. Errors: CH_EINVAL (options,
- * unknown family or parameter), CH_EDATA (too few rows of a class),
- * CH_EMODEL, CH_ENOMEM. */
+ * the bundle with the training times added. 'progress' is called from
+ * the training threads, one call at a time.
+ *
+ * Cancellation: when o->cancel is set, *o->cancel is read before
+ * training starts, before each fold's pipeline fit, before every
+ * cross-validation fit is started (on each thread) and before the final
+ * refit; once it reads non-zero no new fit starts, the fits already
+ * running finish (so the delay is at most one fit per thread), everything
+ * is freed and CH_ECANCELLED is returned with the message "cancelled".
+ * Any thread or a signal handler may set the flag (it is only read here);
+ * setting it from the 'progress' callback works too.
+ *
+ * Errors: CH_EINVAL (options, unknown family or parameter), CH_EDATA
+ * (too few rows of a class), CH_ECANCELLED, CH_EMODEL, CH_ENOMEM. */
 CH_API CH_NODISCARD ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame,
                                         const ch_pipeline_spec *spec, const ch_train_opts *o,
                                         const char *lineage_json, ch_train_result **out,

@@ -150,7 +150,15 @@ void cli_progress(void *ctx, const char *stage, size_t done, size_t total);
  * effective user id, else "churn". Static or environment text. */
 const char *cli_actor(void);
 
+/* Fills 'o' from the train.*, split.* and value.* settings and the
+ * "search" section; 'fams' ('cap' bytes) keeps the family names alive.
+ * Progress goes to stderr when it is a terminal. Prints a usage error and
+ * returns CLI_USAGE for a bad setting, else 0. */
+#include "ch/train.h"
+int cli_train_opts(const ch_config *cfg, const char *cmd, ch_train_opts *o, char *fams, size_t cap);
+
 int cmd_train(int argc, char **argv);
+int cmd_retrain(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_evaluate(int argc, char **argv);

@@ -3,15 +3,11 @@
  * families, pick and calibrate the winner, evaluate it once on held-out
  * rows, write its bundle and report, and register it as challenger.
  */
-#define _DEFAULT_SOURCE /* realpath */
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch/alloc.h"
-#include "ch/hash.h"
+#include "ch/track.h"
 #include "ch/train.h"
 #include "cli.h"
 
@@ -47,55 +43,6 @@ static void help(void)
            "Progress goes to stderr when it is a terminal.\n"
            "Exit codes: 0 ok, 1 usage, 2 file not readable or writable, 3 invalid data or\n"
            "config, 4 training failed, 5 the registry failed.\n");
-}
-
-/* Fills 'o' from the config; 'fams' keeps the family names alive. */
-static int train_opts(const ch_config *cfg, ch_train_opts *o, char *fams, size_t cap)
-{
-    const char *cal = ch_config_str(cfg, "train.calibration");
-    const char *cw = ch_config_str(cfg, "train.class_weight");
-    char *save = NULL;
-    char *tok;
-
-    ch_train_opts_default(o);
-    snprintf(fams, cap, "%s", ch_config_str(cfg, "train.families"));
-    o->n_families = 0;
-    for (tok = strtok_r(fams, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
-        if (o->n_families == 8)
-            return cli_usage_error("train", "train.families: at most 8 families");
-        o->families[o->n_families++] = tok;
-    }
-    o->search = ch_config_section(cfg, "search");
-    o->folds = (unsigned)ch_config_num(cfg, "train.folds");
-    o->test_fraction = ch_config_num(cfg, "split.test_fraction");
-    o->seed = (uint64_t)ch_config_num(cfg, "split.seed");
-    o->threads = (int)ch_config_num(cfg, "train.threads");
-    o->early_stop_fraction = ch_config_num(cfg, "train.early_stop_fraction");
-    if (strcmp(cw, "balanced") == 0)
-        o->balanced = 1;
-    else if (strcmp(cw, "none") == 0)
-        o->balanced = 0;
-    else
-        return cli_usage_error("train", "train.class_weight must be \"balanced\" or \"none\"");
-    if (ch_calib_method_parse(cal, &o->calibration) != 0)
-        return cli_usage_error("train",
-                               "train.calibration must be \"platt\", \"isotonic\" or \"none\"");
-    o->threshold_rule = ch_config_str(cfg, "train.threshold");
-    o->select_by = ch_config_str(cfg, "train.select_by");
-    o->revenue_column = ch_config_str(cfg, "value.revenue_column");
-    if (o->revenue_column[0] == '\0')
-        o->revenue_column = NULL;
-    o->value.horizon_months = ch_config_num(cfg, "value.horizon_months");
-    o->value.offer_cost = ch_config_num(cfg, "value.offer_cost");
-    o->value.success_rate = ch_config_num(cfg, "value.success_rate");
-    if (cli_stderr_is_tty())
-        o->progress = cli_progress;
-    return 0;
-}
-
-static int write_text(const char *path, const char *text, size_t len)
-{
-    return cli_write_file("train", path, text, len);
 }
 
 /* Prints the human summary of a result document. */
@@ -166,10 +113,11 @@ int cmd_train(int argc, char **argv)
     ch_registry *reg = NULL;
     ch_train_result *res = NULL;
     ch_train_opts o;
+    ch_track_run tr;
+    ch_track_saved saved;
     ch_error err = {0};
     ch_buf cj, lin;
-    char data_buf[4096], fams[256], dir[4096], path[4200], abspath[PATH_MAX];
-    char cfg_hash[CH_SHA256_HEX_LEN + 1], bundle_hash[CH_SHA256_HEX_LEN + 1];
+    char data_buf[4096], fams[256], dir[4096];
     int64_t run_id = 0;
     int64_t version = 0;
     ch_err rc;
@@ -209,7 +157,7 @@ int cmd_train(int argc, char **argv)
     }
     if ((code = cli_load_config(&com, "train", &cfg)) != 0)
         return code;
-    if ((code = train_opts(cfg, &o, fams, sizeof fams)) != 0)
+    if ((code = cli_train_opts(cfg, "train", &o, fams, sizeof fams)) != 0)
         goto done;
     if (data == NULL) {
         if ((code = cli_data_path(cfg, "train", data_buf, sizeof data_buf)) != 0)
@@ -222,31 +170,23 @@ int cmd_train(int argc, char **argv)
         goto done;
     if ((code = cli_feature_spec(cfg, "train", schema, force_auto, &spec, &features_auto)) != 0)
         goto done;
-    /* Lineage and the run record come first, so a failed training is
-     * recorded too. */
     ch_config_to_json(cfg, &cj);
-    if (ch_buf_status(&cj) != CH_OK || ch_sha256_hex(cj.data, cj.len, cfg_hash, &err) != CH_OK) {
+    if (ch_buf_status(&cj) != CH_OK) {
         code = cli_fail("train", CH_ENOMEM, NULL);
         goto done;
     }
-    if (realpath(data, abspath) == NULL)
-        snprintf(abspath, sizeof abspath, "%s", data);
-    ch_buf_puts(&lin, "{\"dataset_sha256\": ");
-    ch_buf_json_str(&lin, rep->sha256, strlen(rep->sha256));
-    ch_buf_puts(&lin, ", \"dataset_path\": ");
-    ch_buf_json_str(&lin, abspath, strlen(abspath));
-    ch_buf_printf(&lin,
-                  ", \"dataset_rows\": %llu, \"config_sha256\": \"%s\", "
-                  "\"features\": \"%s\", \"code_version\": \"%s\", \"test_fraction\": ",
-                  (unsigned long long)rep->rows_accepted, cfg_hash,
-                  features_auto ? "auto" : "config", cli_code_version());
-    ch_buf_json_num(&lin, o.test_fraction);
-    ch_buf_putc(&lin, '}');
     if ((code = cli_open_registry(cfg, "train", &reg)) != 0)
         goto done;
-    rc = ch_registry_add_dataset(reg, rep->sha256, abspath, rep->rows_accepted, &err);
-    if (rc == CH_OK)
-        rc = ch_registry_run_begin(reg, rep->sha256, cj.data, lin.data, &run_id, &err);
+    /* The run is recorded first, so a failed training is recorded too. */
+    memset(&tr, 0, sizeof tr);
+    tr.dataset_sha256 = rep->sha256;
+    tr.dataset_path = data;
+    tr.dataset_rows = rep->rows_accepted;
+    tr.config_json = cj.data;
+    tr.features = features_auto ? "auto" : "config";
+    tr.code_version = cli_code_version();
+    tr.test_fraction = o.test_fraction;
+    rc = ch_track_begin(reg, &tr, &lin, &run_id, &err);
     if (rc != CH_OK) {
         code = cli_fail("train", rc, &err);
         goto done;
@@ -266,96 +206,34 @@ int cmd_train(int argc, char **argv)
                     tmp.msg);
         goto done;
     }
-    /* Outputs. */
+    /* Outputs, artifacts and metrics; then the run ends and the bundle
+     * becomes a version. */
     snprintf(dir, sizeof dir, "%s/runs/%lld", ch_config_str(cfg, "workdir"), (long long)run_id);
-    if (cli_mkdirs(dir) != 0) {
-        fprintf(stderr, "churn train: cannot create %s: %s\n", dir, strerror(errno));
-        code = CLI_IO;
+    rc = ch_track_save(reg, run_id, dir, res, NULL, NULL, &saved, &err);
+    if (rc == CH_OK)
+        rc = ch_registry_run_end(reg, run_id, "ok", ch_train_result_json(res), saved.seconds, &err);
+    if (rc == CH_OK && do_register)
+        rc = ch_track_register(reg, run_id, &saved, res, rep->sha256, o.seed, o.test_fraction,
+                               getenv("USER") ? getenv("USER") : "churn", reason, &version, &err);
+    if (rc != CH_OK) {
+        code = cli_fail("train", rc, &err);
         goto done;
     }
-    {
-        size_t blen;
-        const char *btext = ch_train_result_bundle(res, &blen);
-        const char *rj = ch_train_result_json(res);
-        const char *md = ch_train_result_report(res);
-        snprintf(path, sizeof path, "%s/bundle.json", dir);
-        if ((code = write_text(path, btext, blen)) != 0)
-            goto done;
-        if (realpath(path, abspath) == NULL)
-            snprintf(abspath, sizeof abspath, "%s", path);
-        if (ch_sha256_hex(btext, blen, bundle_hash, &err) != CH_OK) {
-            code = cli_fail("train", CH_ENOMEM, NULL);
-            goto done;
-        }
-        rc = ch_registry_add_artifact(reg, run_id, "bundle", abspath, bundle_hash, &err);
-        snprintf(path, sizeof path, "%s/report.md", dir);
-        if (rc == CH_OK && (code = write_text(path, md, strlen(md))) != 0)
-            goto done;
-        if (rc == CH_OK) {
-            char md_hash[CH_SHA256_HEX_LEN + 1];
-            rc = ch_sha256_hex(md, strlen(md), md_hash, &err);
-            if (rc == CH_OK)
-                rc = ch_registry_add_artifact(reg, run_id, "report", path, md_hash, &err);
-        }
-        snprintf(path, sizeof path, "%s/result.json", dir);
-        if (rc == CH_OK && (code = write_text(path, rj, strlen(rj))) != 0)
-            goto done;
-        for (size_t i = 0; rc == CH_OK; i++) {
-            const char *scope;
-            const char *name;
-            double v;
-            if (!ch_train_result_metric(res, i, &scope, &name, &v))
-                break;
-            rc = ch_registry_run_metric(reg, run_id, scope, name, v, &err);
-        }
-        if (rc == CH_OK) {
-            ch_json *r = NULL;
-            double secs = 0;
-            if (ch_json_parse(rj, strlen(rj), &r, NULL) == CH_OK)
-                ch_json_num(ch_json_get(r, "seconds"), &secs);
-            ch_json_free(r);
-            rc = ch_registry_run_end(reg, run_id, "ok", rj, secs, &err);
-        }
-        if (rc == CH_OK && do_register) {
-            ch_json *r = NULL;
-            ch_buf mj;
-            const char *fam = o.families[0];
-            ch_buf_init(&mj, 1 << 20);
-            if (ch_json_parse(rj, strlen(rj), &r, NULL) == CH_OK)
-                fam = ch_json_str(ch_json_get(ch_json_get(r, "winner"), "family"), NULL);
-            ch_buf_puts(&mj, "{\"test\": ");
-            ch_json_dump(ch_json_get(r, "test"), &mj);
-            ch_buf_puts(&mj, ", \"eval_rows\": {\"dataset_sha256\": ");
-            ch_buf_json_str(&mj, rep->sha256, strlen(rep->sha256));
-            ch_buf_printf(&mj, ", \"seed\": %llu, \"test_fraction\": ", (unsigned long long)o.seed);
-            ch_buf_json_num(&mj, o.test_fraction);
-            ch_buf_puts(&mj, "}}");
-            rc = ch_registry_register(reg, run_id, abspath, bundle_hash, fam != NULL ? fam : "",
-                                      mj.data, getenv("USER") ? getenv("USER") : "churn", reason,
-                                      &version, &err);
-            ch_buf_reset(&mj);
-            ch_json_free(r);
-        }
-        if (rc != CH_OK) {
-            code = cli_fail("train", rc, &err);
-            goto done;
-        }
-        if (json) {
-            printf("%s\n", rj);
-        } else {
-            int64_t champ = 0;
-            char cpath[4096];
-            ch_error e2 = {0};
-            print_summary(rj, run_id, version, dir);
-            if (version > 0 &&
-                ch_registry_resolve(reg, "champion", &champ, cpath, sizeof cpath, &e2) == CH_OK &&
-                champ == version)
-                printf("          and champion (there was none)\n");
-            else if (version > 0)
-                printf("          'churn models promote %lld' makes it champion if it beats "
-                       "the current one\n",
-                       (long long)version);
-        }
+    if (json) {
+        printf("%s\n", ch_train_result_json(res));
+    } else {
+        int64_t champ = 0;
+        char cpath[4096];
+        ch_error e2 = {0};
+        print_summary(ch_train_result_json(res), run_id, version, dir);
+        if (version > 0 &&
+            ch_registry_resolve(reg, "champion", &champ, cpath, sizeof cpath, &e2) == CH_OK &&
+            champ == version)
+            printf("          and champion (there was none)\n");
+        else if (version > 0)
+            printf("          'churn models promote %lld' makes it champion if it beats "
+                   "the current one\n",
+                   (long long)version);
     }
     code = CLI_OK;
 done:

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"pipeline", cmd_pipeline, "feature pipeline: 'pipeline fit', 'show', 'transform'"},
     {"simulate", cmd_simulate, "write synthetic customers, optionally under a drift scenario"},
     {"train", cmd_train, "cross-validate the model families, register the calibrated winner"},
+    {"retrain", cmd_retrain, "add the feedback labels, retrain, register if it beats the champion"},
     {"evaluate", cmd_evaluate, "a model's metrics on a labelled CSV file"},
     {"score", cmd_score, "score a CSV file: probability, label and risk band per row"},
     {"monitor", cmd_monitor,

@@ -31,6 +31,7 @@ int cli_exit_code(ch_err e)
     case CH_EDATA:
         return CLI_DATA;
     case CH_EMODEL:
+    case CH_ECANCELLED: /* the work that would have made a model was stopped */
         return CLI_MODEL;
     case CH_EDB:
     case CH_EBUSY:

@@ -52,6 +52,14 @@ static const ch_setting settings[] = {
      "served threshold: \"f1\" (F1-optimal) or \"value\" (expected retained value)"},
     {"train.promotion_margin", CH_SET_NUMBER, "0.002", 0, 1, NULL,
      "ROC AUC a challenger must gain over the champion, on the same rows, to be promoted"},
+    {"retrain.min_labels", CH_SET_INT, "500", 0, 1e9, NULL,
+     "labelled predictions (with logged inputs, of the champion's schema) retraining needs"},
+    {"retrain.base_data", CH_SET_STRING, "config", 0, 0, NULL,
+     "what retraining adds the labelled predictions to: \"config\" (data.path, or the "
+     "synthetic customers when it is empty) or \"none\""},
+    {"retrain.margin", CH_SET_NUMBER, "0.002", 0, 1, NULL,
+     "ROC AUC a retrained model must gain over the champion, on its held-out rows, to be "
+     "registered as challenger"},
     {"value.revenue_column", CH_SET_STRING, "MonthlyCharges", 0, 0, NULL,
      "column holding each customer's monthly revenue"},
     {"value.horizon_months", CH_SET_NUMBER, "12", 0.1, 600, NULL,

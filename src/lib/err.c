@@ -43,6 +43,8 @@ const char *ch_strerror(ch_err code)
         return "authentication failed";
     case CH_EDENIED:
         return "permission denied";
+    case CH_ECANCELLED:
+        return "cancelled";
     }
     return "unknown error";
 }

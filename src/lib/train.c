@@ -127,6 +127,7 @@ typedef struct run {
     /* job pool */
     job *jobs;
     size_t n_jobs, next_job, done_jobs;
+    int stopped; /* a worker saw the cancel flag and handed out no more jobs */
     pthread_mutex_t mu;
 } run;
 
@@ -148,6 +149,18 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Whether the caller has asked training to stop (ch_train_opts.cancel).
+ * The flag is volatile so that every check reads it again. */
+static int cancelled(const ch_train_opts *o)
+{
+    return o->cancel != NULL && *o->cancel != 0;
+}
+
+static ch_err cancel_error(ch_error *err)
+{
+    return ch_error_set(err, CH_ECANCELLED, "cancelled");
 }
 
 static uint64_t mix(uint64_t x)
@@ -343,6 +356,8 @@ static ch_err prepare_folds(run *R, ch_pipeline_spec *const specs[2], const int 
     for (unsigned k = 0; k < o->folds && rc == CH_OK; k++) {
         fold *fd = &R->folds[k];
         size_t nv = 0;
+        if (cancelled(o))
+            return cancel_error(err);
         for (size_t i = 0; i < R->n_train; i++)
             nv += R->fold_of[i] == k;
         fd->n_val = nv;
@@ -462,7 +477,12 @@ static void *worker(void *arg)
     for (;;) {
         size_t i;
         pthread_mutex_lock(&R->mu);
-        i = R->next_job++;
+        if (!R->stopped && cancelled(R->o)) {
+            /* No thread takes another job; fits already running finish. */
+            R->stopped = 1;
+            R->next_job = R->n_jobs;
+        }
+        i = R->next_job < R->n_jobs ? R->next_job++ : R->n_jobs;
         pthread_mutex_unlock(&R->mu);
         if (i >= R->n_jobs)
             return NULL;
@@ -488,6 +508,9 @@ static ch_err run_jobs(run *R, ch_error *err)
     worker(R);
     for (int t = 0; t < started; t++)
         pthread_join(th[t], NULL);
+    /* A cancelled run has combos that never ran: they are not results. */
+    if (R->stopped || cancelled(R->o))
+        return cancel_error(err);
     for (size_t f = 0; f < R->n_fams; f++)
         for (size_t c = 0; c < R->fams[f].n_combos; c++)
             if (R->fams[f].combos[c].rc != CH_OK) {
@@ -1044,6 +1067,10 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
     ch_buf_init(&value_json, 1 << 16);
     if ((rc = check_opts(schema, frame, o, err)) != CH_OK)
         goto done;
+    if (cancelled(o)) {
+        rc = cancel_error(err);
+        goto done;
+    }
     rev_j = revenue_col(schema, frame, o);
     R.y_all = ch_frame_num(frame, (size_t)ch_schema_target(schema));
 
@@ -1181,6 +1208,10 @@ ch_err ch_train_run(const ch_schema *schema, const ch_frame *frame, const ch_pip
         ch_model_fit_opts fo = {job_seed(o->seed, 99, 99, 99), o->threads, NULL};
         ch_dataset d;
         size_t nf;
+        if (cancelled(o)) {
+            rc = cancel_error(err);
+            goto done;
+        }
         if (o->progress != NULL)
             o->progress(o->progress_ctx, "refitting the winner", 0, 1);
         if (W->ops->size_param != NULL) {

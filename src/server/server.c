@@ -74,6 +74,7 @@ int status_of(ch_err rc)
     case CH_ENOTFOUND:
         return 404;
     case CH_EDATA:
+    case CH_ECANCELLED: /* a job stopped on request: the state, not the request, is at odds */
         return 409;
     case CH_ELIMIT:
         return 413;

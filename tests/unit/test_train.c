@@ -508,7 +508,72 @@ TEST(no_revenue_column_f1_only)
     teardown(&fx);
 }
 
+/* Counts the progress calls of a training run and raises its cancel flag
+ * after the first finished cross-validation fit. */
+typedef struct cancel_ctx {
+    volatile int flag;
+    size_t cv_done;    /* cross-validation fits reported */
+    size_t cv_total;   /* fits the run planned */
+    int refit_started; /* "refitting the winner" was reported */
+} cancel_ctx;
+
+static void cancel_after_first_fit(void *ctx, const char *stage, size_t done, size_t total)
+{
+    cancel_ctx *c = ctx;
+    if (strcmp(stage, "cross-validation") == 0) {
+        c->cv_done = done;
+        c->cv_total = total;
+        c->flag = 1;
+    } else if (strcmp(stage, "refitting the winner") == 0) {
+        c->refit_started = 1;
+    }
+}
+
+/* A cancel flag raised from the progress callback stops training after
+ * the fits already running: CH_ECANCELLED with "cancelled", no result,
+ * and nothing leaked (make valgrind runs this too). A flag raised before
+ * the start stops it before any fit. */
+TEST(cancel_stops_training)
+{
+    fixture fx;
+    ch_train_opts o;
+    ch_train_result *r = NULL;
+    ch_error err = {0};
+    cancel_ctx c;
+    setup(&fx, sim_csv(2000, 10));
+    opts(&fx, &o, NULL); /* 3 families, 4 grid points, 3 folds: 12 fits */
+    memset(&c, 0, sizeof c);
+    o.threads = 2;
+    o.progress = cancel_after_first_fit;
+    o.progress_ctx = &c;
+    o.cancel = &c.flag;
+    ASSERT_ERR(ch_train_run(fx.schema, fx.frame, fx.spec, &o, NULL, &r, &err), CH_ECANCELLED);
+    ASSERT_INT_EQ(err.code, CH_ECANCELLED);
+    ASSERT_STR_EQ(err.msg, "cancelled");
+    ASSERT(r == NULL);
+    ASSERT_INT_EQ(c.cv_total, 12);
+    /* The first fit raised the flag; only the one running on the other
+     * thread may finish after it. */
+    ASSERT(c.cv_done >= 1 && c.cv_done <= 2);
+    ASSERT(!c.refit_started);
+    ASSERT_STR_EQ(ch_strerror(CH_ECANCELLED), "cancelled");
+
+    memset(&c, 0, sizeof c);
+    c.flag = 1;
+    ASSERT_ERR(ch_train_run(fx.schema, fx.frame, fx.spec, &o, NULL, &r, &err), CH_ECANCELLED);
+    ASSERT_INT_EQ(c.cv_done, 0);
+    ASSERT(r == NULL);
+
+    /* A flag that stays down changes nothing. */
+    memset(&c, 0, sizeof c);
+    o.progress = NULL;
+    r = train(&fx, &o);
+    ch_train_result_free(r);
+    teardown(&fx);
+}
+
 TEST_MAIN(T(all_families_train_and_report), T(same_seed_same_bundle),
           T(test_rows_never_touch_the_fit), T(bundle_round_trip_and_checks),
           T(bundle_unknown_major_version), T(bundle_booster_matches_python_xgboost), T(bad_options),
-          T(value_threshold_is_served_when_asked), T(no_revenue_column_f1_only))
+          T(value_threshold_is_served_when_asked), T(no_revenue_column_f1_only),
+          T(cancel_stops_training))
