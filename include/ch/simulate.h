@@ -37,7 +37,7 @@ typedef enum ch_sim_drift {
     CH_SIM_DRIFT_PRICE = 1,       /* price increase: MonthlyCharges (and TotalCharges) +15% */
     CH_SIM_DRIFT_FIBER = 2,       /* internet service shifts to fiber optic (~44% -> ~65%) */
     CH_SIM_DRIFT_NEW_PAYMENT = 3, /* ~20% pay by "Digital wallet", never seen otherwise */
-    CH_SIM_DRIFT_CONCEPT = 4      /* same features; the contract's effect on churn halved */
+    CH_SIM_DRIFT_CONCEPT = 4      /* same features; the contract no longer affects churn */
 } ch_sim_drift;
 
 /* Column layout of the file. The Telco layout is the documented

@@ -154,8 +154,8 @@ static const double pay_w_inet[3][4] = {
 #define PRICE_FACTOR_PCT    115  /* price: MonthlyCharges * 1.15 */
 #define FIBER_SWITCH        0.45 /* fiber: share of phone customers on DSL/No moved to fiber */
 #define NEW_PAY_SHARE       0.20 /* new-payment: share of customers shown as "Digital wallet" */
-#define CONCEPT_CT_SCALE    0.5  /* concept: contract coefficients halved ... */
-#define B_INTERCEPT_CONCEPT 0.05 /* ... and the intercept moved to keep ~26.5% churn */
+#define CONCEPT_CT_SCALE    0.0  /* concept: contracts no longer hold customers ... */
+#define B_INTERCEPT_CONCEPT 0.94 /* ... and the intercept moved to keep ~26.5% churn */
 
 /* ------------------------------------------------------------------ */
 /* Value names and customer ids.                                       */
