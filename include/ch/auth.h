@@ -44,7 +44,8 @@ typedef enum ch_perm {
     CH_PERM_MODELS_WRITE = 3, /* promote, rollback */
     CH_PERM_USERS = 4,        /* users and API keys */
     CH_PERM_AUDIT = 5,        /* read the audit log */
-    CH_PERM_MONITOR = 6,      /* GET /v1/monitor/...: drift, decay, estimate */
+    CH_PERM_MONITOR = 6,      /* GET /v1/monitor/...: drift, decay, estimate; jobs, rollouts */
+    CH_PERM_OPERATE = 7,      /* start or cancel jobs; start, pause, resume, abort rollouts */
     CH_PERM__COUNT
 } ch_perm;
 

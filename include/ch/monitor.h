@@ -80,18 +80,19 @@ typedef struct ch_monitor_opts {
 /* Numbers from one computation, for gauges and alert decisions. NaN where
  * a value is undefined (too few rows or labels). */
 typedef struct ch_monitor_summary {
-    size_t rows;          /* rows in the window */
-    size_t labels;        /* rows with a known label */
-    size_t n_drifted;     /* input columns judged drifted */
-    double max_psi;       /* largest input column PSI */
-    double score_psi;     /* PSI of the served probabilities */
-    int score_drifted;    /* 1: the score distribution has drifted */
-    double reference_auc; /* the model's held-out test ROC AUC */
-    double estimated_auc; /* CBPE over the window */
-    double realized_auc;  /* from the labelled rows (NaN below min_labels) */
-    int decayed;          /* 1: realized AUC judged below reference - auc_drop */
-    int estimate_dropped; /* 1: estimated AUC below the reference estimate - auc_drop */
-    char diagnosis[32];   /* "stable", "covariate_shift", "concept_drift", "unknown" */
+    size_t rows;                     /* rows in the window */
+    size_t labels;                   /* rows with a known label */
+    size_t n_drifted;                /* input columns judged drifted */
+    double max_psi;                  /* largest input column PSI */
+    double score_psi;                /* PSI of the served probabilities */
+    int score_drifted;               /* 1: the score distribution has drifted */
+    double reference_auc;            /* the model's held-out test ROC AUC */
+    double estimated_auc;            /* CBPE over the window */
+    double realized_auc;             /* from the labelled rows (NaN below min_labels) */
+    double realized_lo, realized_hi; /* its bootstrap interval at 'level' (NaN: none) */
+    int decayed;                     /* 1: realized AUC judged below reference - auc_drop */
+    int estimate_dropped;            /* 1: estimated AUC below the reference estimate - auc_drop */
+    char diagnosis[32];              /* "stable", "covariate_shift", "concept_drift", "unknown" */
 } ch_monitor_summary;
 
 /* Fills 'o' with the defaults above. Never fails. */

@@ -535,6 +535,13 @@ CH_API CH_NODISCARD ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch
                                                   const char *result_json, const char *error,
                                                   ch_error *err);
 
+/* Takes the oldest queued job of 'kind' for running it: moves it to
+ * running in one statement, so that of several servers polling one store
+ * exactly one gets it. '*id' gets the job, 0 when none was queued.
+ * Errors: CH_EINVAL, CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id,
+                                                 ch_error *err);
+
 /* Asks job 'id' to stop, audited as 'actor': a queued job is cancelled
  * at once, a running one is flagged for its runner
  * (ch_registry_job_cancel_requested). '*status' (may be NULL) gets the
@@ -547,10 +554,12 @@ CH_API CH_NODISCARD ch_err ch_registry_job_cancel(ch_registry *r, int64_t id, co
 CH_API CH_NODISCARD ch_err ch_registry_job_cancel_requested(ch_registry *r, int64_t id, int *yes,
                                                             ch_error *err);
 
-/* Marks every queued or running job interrupted, with 'why' (NULL: keep
- * the job's own error or say "interrupted"); '*n' (may be NULL) gets how
- * many. Called when a server starts: no process runs those jobs any more.
- * Errors: CH_EDB. */
+/* Marks every running job interrupted, with 'why' (NULL: keep the job's
+ * own error or say "interrupted"), and ends as failed ("interrupted") the
+ * tracked run a job's result names as "run_id" if it is still running;
+ * queued jobs stay queued, for the next claim. '*n' (may be NULL) gets how
+ * many jobs. Called when a server starts: no process runs those jobs any
+ * more. Errors: CH_EDB. */
 CH_API CH_NODISCARD ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n,
                                                       ch_error *err);
 

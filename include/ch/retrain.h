@@ -77,6 +77,9 @@ typedef struct ch_retrain_opts {
     double max_reject_rate;   /* share of rows of the base file, and of the combined file,
                                  that the schema may reject (default 0.01, as
                                  data.max_reject_rate) */
+    void (*on_run)(void *ctx, int64_t run_id); /* called once the tracked run exists, before
+                                                  training (NULL: none); ctx is
+                                                  train.progress_ctx */
 } ch_retrain_opts;
 
 typedef struct ch_retrain_result {

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "ch/buf.h"
+#include "ch/config.h"
 #include "ch/err.h"
 #include "ch/features.h"
 #include "ch/frame.h"
@@ -62,6 +63,12 @@ typedef struct ch_train_opts {
 } ch_train_opts;
 
 CH_API void ch_train_opts_default(ch_train_opts *o);
+
+/* Fills 'o' from the train.*, split.* and value.* settings of 'cfg'
+ * (progress and cancel left unset); 'fams' ('cap' bytes) holds the family
+ * names 'o' points into. Errors: CH_EINVAL naming a bad setting. */
+CH_API CH_NODISCARD ch_err ch_train_opts_from_config(const ch_config *cfg, ch_train_opts *o,
+                                                     char *fams, size_t cap, ch_error *err);
 
 typedef struct ch_train_result ch_train_result;
 

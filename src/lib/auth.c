@@ -25,16 +25,16 @@ static const char *const role_names[] = {"none", "admin", "scientist", "analyst"
 #define N_ROLES (sizeof role_names / sizeof role_names[0])
 
 static const char *const perm_names[CH_PERM__COUNT] = {
-    "predict", "feedback", "models:read", "models:write", "users", "audit", "monitor",
+    "predict", "feedback", "models:read", "models:write", "users", "audit", "monitor", "operate",
 };
 
 /* Row per role, column per permission, in enum order. Keep in step with
  * the table in docs/security.md (the unit test holds a copy of it). */
 static const unsigned char matrix[N_ROLES][CH_PERM__COUNT] = {
-    /*                predict feedback m:read m:write users audit monitor */
-    [CH_ROLE_NONE] = {0, 0, 0, 0, 0, 0, 0},      [CH_ROLE_ADMIN] = {1, 1, 1, 1, 1, 1, 1},
-    [CH_ROLE_SCIENTIST] = {1, 1, 1, 1, 0, 1, 1}, [CH_ROLE_ANALYST] = {1, 1, 1, 0, 0, 0, 1},
-    [CH_ROLE_SERVICE] = {1, 1, 0, 0, 0, 0, 0},
+    /*                predict feedback m:read m:write users audit monitor operate */
+    [CH_ROLE_NONE] = {0, 0, 0, 0, 0, 0, 0, 0},      [CH_ROLE_ADMIN] = {1, 1, 1, 1, 1, 1, 1, 1},
+    [CH_ROLE_SCIENTIST] = {1, 1, 1, 1, 0, 1, 1, 1}, [CH_ROLE_ANALYST] = {1, 1, 1, 0, 0, 0, 1, 0},
+    [CH_ROLE_SERVICE] = {1, 1, 0, 0, 0, 0, 0, 0},
 };
 
 const char *ch_role_name(ch_role r)

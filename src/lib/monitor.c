@@ -902,6 +902,7 @@ static void summary_init(ch_monitor_summary *sum, const ch_monitor_window *w)
     sum->max_psi = sum->score_psi = NAN;
     sum->reference_auc = w->ref->auc;
     sum->estimated_auc = sum->realized_auc = NAN;
+    sum->realized_lo = sum->realized_hi = NAN;
     snprintf(sum->diagnosis, sizeof sum->diagnosis, "unknown");
 }
 
@@ -1183,6 +1184,8 @@ ch_err ch_monitor_decay(const ch_monitor_window *w, const ch_monitor_opts *o, ch
     if ((rc = realized(w, o, b, auc, err)) != CH_OK)
         return rc;
     sum->realized_auc = auc[0];
+    sum->realized_lo = auc[1];
+    sum->realized_hi = auc[2];
     /* Decayed: the realized AUC is more than auc_drop below the reference,
      * and its interval does not reach the reference either. */
     sum->decayed =
@@ -1307,6 +1310,8 @@ ch_err ch_monitor_estimate(const ch_monitor_window *w, const ch_monitor_opts *o,
             key_num(b, "gap", auc[0] - at_labels.roc_auc);
             ch_buf_putc(b, '}');
             sum->realized_auc = auc[0];
+            sum->realized_lo = auc[1];
+            sum->realized_hi = auc[2];
             if (auc[2] < at_labels.roc_auc && at_labels.roc_auc - auc[0] > o->auc_drop / 2) {
                 snprintf(sum->diagnosis, sizeof sum->diagnosis, "concept_drift");
                 why = "the labels fall short of what the calibrated scores promise: the relation "

@@ -349,8 +349,7 @@ static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *e
     else if (p->arm < CH_ARM_NONE || p->arm > CH_ARM_CANDIDATE)
         bad = "arm is not one of CH_ARM_*";
     else if (p->shadow_version < 0 ||
-             (p->shadow_version > 0 &&
-              !(p->shadow_probability >= 0 && p->shadow_probability <= 1)))
+             (p->shadow_version > 0 && !(p->shadow_probability >= 0 && p->shadow_probability <= 1)))
         bad = "shadow probability is not in [0, 1]";
     if (bad != NULL)
         return ch_error_set(err, CH_EINVAL, "prediction record %zu: %s", i, bad);
@@ -1241,6 +1240,21 @@ ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, 
         rc = check_object(result_json, "job result", err);
     if (rc == CH_OK)
         rc = r->ops->job_update(r->be, id, &j, err);
+    return rc;
+}
+
+ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id, ch_error *err)
+{
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = need(id, "job id result pointer", err);
+    if (rc == CH_OK)
+        rc = word_arg(kind, "job kind", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_claim(r->be, kind, &v, err);
+    if (rc == CH_OK)
+        *id = v;
     return rc;
 }
 

@@ -226,6 +226,7 @@ typedef struct ch__registry_ops {
     ch_err (*job_update)(void *be, int64_t id, const ch__job_change *j, ch_error *err);
     ch_err (*job_cancel)(void *be, int64_t id, const ch__job_change *j, int *status, ch_error *err);
     ch_err (*job_cancel_requested)(void *be, int64_t id, int *yes, ch_error *err);
+    ch_err (*job_claim)(void *be, const char *kind, int64_t *id, ch_error *err);
     ch_err (*jobs_interrupt)(void *be, const ch__job_change *j, int64_t *n, ch_error *err);
     ch_err (*jobs_json)(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err);
     ch_err (*rollout_start)(void *be, const ch__rollout_change *c, int64_t *id, ch_error *err);

@@ -2531,9 +2531,10 @@ static ch_err bind_prediction(sq *s, sqlite3_stmt *st, const ch_prediction_rec *
         rc = p->inputs_len > 0 ? sqlite3_bind_blob(st, 9, p->inputs, p->inputs_len, SQLITE_STATIC)
                                : sqlite3_bind_null(st, 9);
     if (rc == SQLITE_OK)
-        rc = p->arm == CH_ARM_CHAMPION    ? sqlite3_bind_text(st, 10, "champion", -1, SQLITE_STATIC)
-             : p->arm == CH_ARM_CANDIDATE ? sqlite3_bind_text(st, 10, "candidate", -1, SQLITE_STATIC)
-                                          : sqlite3_bind_null(st, 10);
+        rc = p->arm == CH_ARM_CHAMPION ? sqlite3_bind_text(st, 10, "champion", -1, SQLITE_STATIC)
+             : p->arm == CH_ARM_CANDIDATE
+                 ? sqlite3_bind_text(st, 10, "candidate", -1, SQLITE_STATIC)
+                 : sqlite3_bind_null(st, 10);
     if (rc == SQLITE_OK)
         rc = p->shadow_version > 0 ? sqlite3_bind_double(st, 11, p->shadow_probability)
                                    : sqlite3_bind_null(st, 11);
@@ -2930,7 +2931,7 @@ static ch_err read_row(sq *s, sqlite3_stmt *st, ch_prediction_row *r, const char
         r->inputs = NULL;
     {
         const unsigned char *arm = sqlite3_column_text(st, 8);
-        r->arm = arm == NULL        ? CH_ARM_NONE
+        r->arm = arm == NULL                      ? CH_ARM_NONE
                  : arm[0] == 'c' && arm[1] == 'h' ? CH_ARM_CHAMPION
                                                   : CH_ARM_CANDIDATE;
     }
@@ -3465,6 +3466,37 @@ static ch_err sq_job_update(void *be, int64_t id, const ch__job_change *j, ch_er
     return txn(be, 1, job_update_body, &c, "updating a job", err);
 }
 
+static ch_err job_claim_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    int64_t id = 0;
+    int found = 0;
+    ch_err rc = query_i64(s, &id, &found, "claiming a job", err,
+                          "SELECT id FROM jobs WHERE kind = ?1 AND status = 'queued' ORDER BY id "
+                          "LIMIT 1",
+                          "t", c->j->kind);
+    c->id = 0;
+    if (rc != CH_OK || !found)
+        return rc;
+    rc = exec(s, "claiming a job", err,
+              "UPDATE jobs SET status = 'running', started_ms = ?2 WHERE id = ?1 AND status = "
+              "'queued'",
+              "ii", id, ch__registry_now_ms());
+    if (rc == CH_OK && sqlite3_changes(s->db) == 1)
+        c->id = id;
+    return rc;
+}
+
+static ch_err sq_job_claim(void *be, const char *kind, int64_t *id, ch_error *err)
+{
+    ch__job_change j = {kind, NULL, NULL, NULL, CH_JOB_RUNNING, -1, NULL, NULL};
+    job_ctx c = {&j, 0, 0, 0, NULL, 0};
+    ch_err rc = txn(be, 1, job_claim_body, &c, "claiming a job", err);
+    if (rc == CH_OK)
+        *id = c.id;
+    return rc;
+}
+
 static ch_err job_cancel_body(sq *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
@@ -3511,11 +3543,25 @@ static ch_err sq_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
 static ch_err job_interrupt_body(sq *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
-    ch_err rc = exec(s, "marking jobs interrupted", err,
-                     "UPDATE jobs SET status = 'interrupted', ended_ms = ?1, "
-                     "error = COALESCE(?2, 'interrupted') "
-                     "WHERE status IN ('queued', 'running')",
-                     "it", ch__registry_now_ms(), c->j->error);
+    char now[CH__REGISTRY_TS_LEN];
+    ch_err rc;
+    /* The tracked run an unfinished job had begun (its result names it)
+     * ends with the job: failed, "interrupted", not running for ever. */
+    ch__registry_now(now);
+    rc = exec(s, "ending the runs of interrupted jobs", err,
+              "UPDATE runs SET status = 'failed', ended = ?1, "
+              "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
+              "json_quote(COALESCE(?2, 'the server stopped while the job ran')) || '}' "
+              "WHERE status = 'running' AND id IN (SELECT json_extract(result_json, '$.run_id') "
+              "FROM jobs WHERE status = 'running' AND json_valid(result_json))",
+              "tt", now, c->j->error);
+    if (rc != CH_OK)
+        return rc;
+    rc = exec(s, "marking jobs interrupted", err,
+              "UPDATE jobs SET status = 'interrupted', ended_ms = ?1, "
+              "error = COALESCE(?2, 'interrupted') "
+              "WHERE status = 'running'",
+              "it", ch__registry_now_ms(), c->j->error);
     if (rc == CH_OK)
         c->n = sqlite3_changes(s->db);
     return rc;
@@ -3917,6 +3963,7 @@ const ch__registry_ops ch__registry_sqlite_ops = {
     .job_update = sq_job_update,
     .job_cancel = sq_job_cancel,
     .job_cancel_requested = sq_job_cancel_requested,
+    .job_claim = sq_job_claim,
     .jobs_interrupt = sq_jobs_interrupt,
     .jobs_json = sq_jobs_json,
     .rollout_start = sq_rollout_start,

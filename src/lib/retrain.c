@@ -690,6 +690,8 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
     if ((rc = ch_track_begin(reg, &tr, &lin, &res.run_id, err)) != CH_OK)
         goto done;
     recorded = 1;
+    if (o->on_run != NULL)
+        o->on_run(o->train.progress_ctx, res.run_id);
     snprintf(res.run_dir, sizeof res.run_dir, "%s/retrain/%lld", o->workdir, (long long)res.run_id);
     rc = ch_track_mkdirs(res.run_dir, err);
     if (rc == CH_OK) {

@@ -1323,6 +1323,22 @@ TEST(out_of_memory)
     ASSERT(n < 100000);
 }
 
+/* A run's status, from its JSON (static buffer). */
+static const char *run_status(ch_registry *r, int64_t id)
+{
+    static char out[32];
+    ch_buf b;
+    ch_json *doc;
+    ch_error err = {0};
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_run_json(r, id, &b, &err));
+    doc = parse_buf(&b);
+    snprintf(out, sizeof out, "%s", str_of(doc, "status"));
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    return out;
+}
+
 /* Jobs: one of a kind at a time, the allowed moves, cancellation, and
  * interruption when a server starts again. */
 TEST(jobs_life_cycle)
@@ -1356,9 +1372,36 @@ TEST(jobs_life_cycle)
     ASSERT_OK(ch_registry_job_cancel(r, b, "tester", &st, &err));
     ASSERT_INT_EQ(st, CH_JOB_CANCELLED); /* queued: at once */
     ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &b, &err));
+    {
+        int64_t got = 0;
+        ASSERT_OK(ch_registry_job_claim(r, "retrain", &got, &err));
+        ASSERT_INT_EQ(got, b);
+        ASSERT_OK(ch_registry_job_claim(r, "retrain", &got, &err));
+        ASSERT_INT_EQ(got, 0); /* running now: nothing left to claim */
+    }
     ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, 0.2, "reading", NULL, NULL, &err));
-    ASSERT_OK(ch_registry_jobs_interrupt(r, "the server restarted", &n, &err));
-    ASSERT_INT_EQ(n, 1);
+    {
+        /* The job had begun a tracked run: it ends with the job. */
+        int64_t run = 0, other = 0;
+        char rj[64];
+        ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &run, &err));
+        ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &other, &err));
+        snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
+        ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, -1, NULL, rj, NULL, &err));
+        ASSERT_OK(ch_registry_jobs_interrupt(r, "the server restarted", &n, &err));
+        ASSERT_INT_EQ(n, 1);
+        ASSERT_STR_EQ(run_status(r, run), "failed");
+        ASSERT_STR_EQ(run_status(r, other), "running"); /* someone else's: untouched */
+        ASSERT_OK(ch_registry_run_end(r, other, "ok", "{}", 1, &err));
+    }
+    {
+        /* A queued job is not running anywhere: it waits for a claim. */
+        int64_t q = 0;
+        ASSERT_OK(ch_registry_job_add(r, "other", "manual", NULL, "tester", &q, &err));
+        ASSERT_OK(ch_registry_jobs_interrupt(r, NULL, &n, &err));
+        ASSERT_INT_EQ(n, 0);
+        ASSERT_OK(ch_registry_job_cancel(r, q, "tester", &st, &err));
+    }
     ch_buf_init(&buf, 1 << 20);
     ASSERT_OK(ch_registry_jobs_json(r, b, 0, &buf, &err));
     doc = parse_buf(&buf);
@@ -1369,12 +1412,12 @@ TEST(jobs_life_cycle)
     ch_buf_clear(&buf);
     ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &buf, &err));
     doc = parse_buf(&buf);
-    ASSERT_INT_EQ(ch_json_len(doc), 3);
-    ASSERT_STR_EQ(str_of(ch_json_at(doc, 2), "trigger"), "decay");
+    ASSERT_INT_EQ(ch_json_len(doc), 4);
+    ASSERT_STR_EQ(str_of(ch_json_at(doc, 3), "trigger"), "decay");
     ch_json_free(doc);
     ch_buf_reset(&buf);
     ASSERT_ERR(ch_registry_jobs_json(r, 99, 0, &buf, &err), CH_ENOTFOUND);
-    ASSERT_INT_EQ(count_audit(r, "job-cancel", 0), 2);
+    ASSERT_INT_EQ(count_audit(r, "job-cancel", 0), 3);
     check_ok(r);
     ch_registry_close(r);
 }
