@@ -165,6 +165,8 @@ int cmd_evaluate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
+int cmd_rollout(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
 
 /* ---- users, API keys and the audit log ---------------------------------- */
 

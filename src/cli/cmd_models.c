@@ -1,5 +1,5 @@
 /*
- * cmd_models.c -- `churn models list|show|promote|rollback|audit`.
+ * cmd_models.c -- `churn models list|show|promote|rollback|audit|check`.
  *
  * Promotion is gated: the candidate and the current champion are both
  * scored on the same evaluation rows -- the held-out test rows of the
@@ -26,6 +26,7 @@ static void help(void)
            "       churn models promote REF [--force] [--margin M] [--reason TEXT]\n"
            "       churn models rollback [--reason TEXT]\n"
            "       churn models audit [--json]\n"
+           "       churn models check\n"
            "       (all take --config FILE and --set NAME=VALUE)\n"
            "\n"
            "REF is a version (3 or v3) or an alias (champion, challenger).\n"
@@ -38,6 +39,10 @@ static void help(void)
            "          (recorded in the audit log)\n"
            "rollback  return champion to the version it had before its last promotion\n"
            "audit     the audit log: every registration, alias move and refusal\n"
+           "check     the store's invariants: database integrity and foreign keys, aliases\n"
+           "          that point at versions and agree with the audit log, no gaps in the\n"
+           "          version numbers, the audit chain; prints \"registry ok\" or the first\n"
+           "          violation (exit 5)\n"
            "\n"
            "Exit codes: 0 ok, 1 usage, 2 file not readable, 3 the gate refused the\n"
            "promotion (or data changed), 4 a model could not be loaded, 5 the registry\n"
@@ -158,9 +163,9 @@ int cmd_models(int argc, char **argv)
         }
     }
     if (sub == NULL)
-        return cli_usage_error("models", "say list, show, promote, rollback or audit");
+        return cli_usage_error("models", "say list, show, promote, rollback, audit or check");
     if (strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0 && strcmp(sub, "promote") != 0 &&
-        strcmp(sub, "rollback") != 0 && strcmp(sub, "audit") != 0)
+        strcmp(sub, "rollback") != 0 && strcmp(sub, "audit") != 0 && strcmp(sub, "check") != 0)
         return cli_usage_error("models", "unknown subcommand '%s'", sub);
     if ((strcmp(sub, "show") == 0 || strcmp(sub, "promote") == 0) && ref == NULL)
         return cli_usage_error("models", "%s needs a version or alias", sub);
@@ -173,6 +178,10 @@ int cmd_models(int argc, char **argv)
     ch_buf_init(&b, (size_t)64 << 20);
     if (strcmp(sub, "promote") == 0) {
         code = do_promote(cfg, reg, ref, force, margin, reason != NULL ? reason : "promoted");
+    } else if (strcmp(sub, "check") == 0) {
+        rc = ch_registry_check(reg, &err);
+        if (rc == CH_OK)
+            printf("registry ok\n");
     } else if (strcmp(sub, "rollback") == 0) {
         int64_t v = 0;
         const char *actor = getenv("USER") != NULL ? getenv("USER") : "churn";

@@ -33,6 +33,8 @@ static const command commands[] = {
     {"score", cmd_score, "score a CSV file: probability, label and risk band per row"},
     {"monitor", cmd_monitor,
      "data drift, decay from feedback, label-free estimates, an HTML report"},
+    {"rollout", cmd_rollout, "canary rollouts: start, status, pause, resume, abort"},
+    {"jobs", cmd_jobs, "background jobs of the service (retraining): list, show, cancel"},
     {"serve", cmd_serve, "run the prediction service: HTTP/JSON API with auth, audit and metrics"},
     {"runs", cmd_runs, "training runs in the tracking store: list, show, compare"},
     {"models", cmd_models, "the model registry: list, show, promote, rollback, audit"},

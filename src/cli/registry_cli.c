@@ -138,42 +138,9 @@ void cli_progress(void *ctx, const char *stage, size_t done, size_t total)
 
 int cli_train_opts(const ch_config *cfg, const char *cmd, ch_train_opts *o, char *fams, size_t cap)
 {
-    const char *cal = ch_config_str(cfg, "train.calibration");
-    const char *cw = ch_config_str(cfg, "train.class_weight");
-    char *save = NULL;
-    char *tok;
-
-    ch_train_opts_default(o);
-    snprintf(fams, cap, "%s", ch_config_str(cfg, "train.families"));
-    o->n_families = 0;
-    for (tok = strtok_r(fams, ", ", &save); tok != NULL; tok = strtok_r(NULL, ", ", &save)) {
-        if (o->n_families == 8)
-            return cli_usage_error(cmd, "train.families: at most 8 families");
-        o->families[o->n_families++] = tok;
-    }
-    o->search = ch_config_section(cfg, "search");
-    o->folds = (unsigned)ch_config_num(cfg, "train.folds");
-    o->test_fraction = ch_config_num(cfg, "split.test_fraction");
-    o->seed = (uint64_t)ch_config_num(cfg, "split.seed");
-    o->threads = (int)ch_config_num(cfg, "train.threads");
-    o->early_stop_fraction = ch_config_num(cfg, "train.early_stop_fraction");
-    if (strcmp(cw, "balanced") == 0)
-        o->balanced = 1;
-    else if (strcmp(cw, "none") == 0)
-        o->balanced = 0;
-    else
-        return cli_usage_error(cmd, "train.class_weight must be \"balanced\" or \"none\"");
-    if (ch_calib_method_parse(cal, &o->calibration) != 0)
-        return cli_usage_error(cmd,
-                               "train.calibration must be \"platt\", \"isotonic\" or \"none\"");
-    o->threshold_rule = ch_config_str(cfg, "train.threshold");
-    o->select_by = ch_config_str(cfg, "train.select_by");
-    o->revenue_column = ch_config_str(cfg, "value.revenue_column");
-    if (o->revenue_column[0] == '\0')
-        o->revenue_column = NULL;
-    o->value.horizon_months = ch_config_num(cfg, "value.horizon_months");
-    o->value.offer_cost = ch_config_num(cfg, "value.offer_cost");
-    o->value.success_rate = ch_config_num(cfg, "value.success_rate");
+    ch_error err = {0};
+    if (ch_train_opts_from_config(cfg, o, fams, cap, &err) != CH_OK)
+        return cli_usage_error(cmd, "%s", err.msg);
     if (cli_stderr_is_tty())
         o->progress = cli_progress;
     return 0;

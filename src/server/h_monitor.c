@@ -72,5 +72,5 @@ void h_monitor_run(call *c)
     }
     c->rs->status = 202;
     ch_buf_puts(&c->rs->body, "{\"status\":\"started\"}");
-    server_audit(c->a, c, "monitor-run", NULL, NULL);
+    server_audit(c->a, c, "monitor-run", "monitor", NULL);
 }

@@ -114,4 +114,6 @@ void h_ops_metrics(call *c)
                    "# TYPE churn_start_time_seconds gauge\n");
     ch_buf_printf(b, "churn_start_time_seconds %.3f\n", c->a->m.start_time);
     jobs_metrics(c->a, b);
+    rollout_metrics(c->a, b);
+    retrain_metrics(c->a, b);
 }

@@ -129,24 +129,24 @@ static const char *band(const served *m, double p)
     return "low";
 }
 
-/* Scores one record and appends its JSON object to 'b'. */
-static void predict_render(call *c, served *m, const ch_value *vals, const ch_record_info *info,
+/* Scores one record and appends its JSON object to 'b'. 'champ' is the
+ * model the record was read with; during a rollout the candidate may
+ * answer instead (rollout_pick), and in shadow mode it also scores a copy
+ * off the request path. */
+static void predict_render(call *c, served *champ, const ch_value *vals, const ch_record_info *info,
                            const pred_opts *po, ch_buf *b)
 {
-    const ch_schema *s = ch_bundle_schema(m->bundle);
-    ch_explain_ws *ws = served_ws(m);
+    const ch_schema *s = ch_bundle_schema(champ->bundle);
+    ch_explain_ws *ws;
     ch_explanation ex;
     ch_prediction_rec rec;
     size_t inputs_len = 0;
+    served *shadow = NULL;
+    served *m;
+    int arm = CH_ARM_NONE;
     int label;
     ch_error err = {0};
 
-    if (ws == NULL) {
-        ch_buf_puts(b, "{\"error\":\"unavailable\"}");
-        return;
-    }
-    ch_explain_record(m->ex, vals, po->k, po->actions, po->by_value, &ex, ws);
-    label = ex.probability >= m->threshold;
     /* The input bytes past what is encoded are never read: clear only the
      * fixed fields. */
     memset(&rec, 0, offsetof(ch_prediction_rec, inputs));
@@ -154,6 +154,21 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
     if (info->id != NULL && ch_pseudonymize(c->a->pseudo_key, sizeof c->a->pseudo_key, info->id,
                                             info->id_len, rec.customer, &err) != CH_OK)
         rec.customer[0] = '\0';
+    m = rollout_pick(c->a, rec.customer, rec.id, &arm, &shadow);
+    if (m == NULL) { /* the champion went away between reading and scoring */
+        atomic_fetch_add(&champ->refs, 1);
+        m = champ;
+    }
+    ws = served_ws(m);
+    if (ws == NULL) {
+        metrics_arm(&c->a->m, arm, 1, http_now() - c->rq->t_start);
+        ch_buf_puts(b, "{\"error\":\"unavailable\"}");
+        served_release(m);
+        served_release(shadow);
+        return;
+    }
+    ch_explain_record(m->ex, vals, po->k, po->actions, po->by_value, &ex, ws);
+    label = ex.probability >= m->threshold;
     values_digest(s, vals, rec.features_sha256);
     /* Values that need more than CH_PREDLOG_INPUTS_MAX bytes are not
      * logged (inputs_len stays 0); the log counts such records. */
@@ -162,9 +177,16 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
     rec.probability = ex.probability;
     rec.label = label;
     rec.model_version = m->version;
+    rec.arm = arm;
     rec.latency_s = http_now() - c->rq->t_start;
     rec.time_ms = unix_now_ms();
-    ch_predlog_push(c->a->plog, &rec);
+    metrics_arm(&c->a->m, arm, 0, rec.latency_s);
+    if (shadow == NULL || !rollout_shadow_offer(c->a, &rec)) {
+        if (shadow != NULL)
+            atomic_fetch_add(&c->a->m.shadow_skipped, 1);
+        ch_predlog_push(c->a->plog, &rec);
+    }
+    served_release(shadow);
     metrics_prediction(&c->a->m, m->version, m->alias, label, ex.probability);
     if (info->n_warnings > 0)
         atomic_fetch_add(&c->a->m.unknown_categories, info->n_warnings);
@@ -194,7 +216,8 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
         ch_buf_puts(b, "null");
     ch_buf_puts(b, ",\"family\":\"");
     ch_buf_puts(b, m->family);
-    ch_buf_puts(b, "\"},\"reasons\":[");
+    ch_buf_puts(b, arm == CH_ARM_CANDIDATE ? "\"},\"arm\":\"candidate\",\"reasons\":["
+                                           : "\"},\"arm\":\"champion\",\"reasons\":[");
     for (size_t i = 0; i < ex.n_reasons; i++) {
         const ch_reason_item *r = &ex.reasons[i];
         const char *col = ch_schema_col_ref(s, (size_t)r->column)->name;
@@ -247,6 +270,7 @@ static void predict_render(call *c, served *m, const ch_value *vals, const ch_re
         ch_buf_putc(b, ']');
     }
     ch_buf_putc(b, '}');
+    served_release(m);
 }
 
 static served *need_model(call *c)

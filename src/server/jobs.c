@@ -58,6 +58,61 @@ static void keep_gauges(monitor_jobs *J, const ch_watch_result *res)
     J->min_labels = J->job.opts.min_labels;
 }
 
+/* Whether word 'w' is in the comma-separated 'list'. */
+static int in_list(const char *list, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = list; (p = strstr(p, w)) != NULL; p += n)
+        if ((p == list || p[-1] == ',' || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+/* Queues a retraining job when a verdict named in retrain.signals holds:
+ * decay (realized ROC AUC below the reference), concept (the estimate's
+ * diagnosis), estimate (the label-free estimate dropped), drift (an input
+ * column or the score drifted). retrain_request() applies the cool-down. */
+static int is_cooldown(const char *why)
+{
+    return strncmp(why, "the last retraining job was", 27) == 0;
+}
+
+static void maybe_retrain(app *a, ch_registry *reg, const ch_monitor_summary *s)
+{
+    const char *signals = ch_config_str(a->cfg, "retrain.signals");
+    const char *why = NULL;
+    char skip[512];
+    int64_t id = 0;
+    ch_error err = {0};
+    if (s->decayed && in_list(signals, "decay"))
+        why = "decay";
+    else if (strcmp(s->diagnosis, "concept_drift") == 0 && in_list(signals, "concept"))
+        why = "concept";
+    else if (s->estimate_dropped && in_list(signals, "estimate"))
+        why = "estimate";
+    else if ((s->n_drifted > 0 || s->score_drifted) && in_list(signals, "drift"))
+        why = "drift";
+    if (why == NULL) {
+        a->retrain.last_skip[0] = '\0';
+        return;
+    }
+    /* A job with too few labels would only fail and start the cooldown;
+     * the window's labels are a lower bound of what retraining finds. */
+    if (s->labels < (size_t)ch_config_num(a->cfg, "retrain.min_labels")) {
+        snprintf(skip, sizeof skip, "%zu labels in the window, retrain.min_labels is %.0f",
+                 s->labels, ch_config_num(a->cfg, "retrain.min_labels"));
+    } else if (retrain_request(a, reg, why, ACTOR_SERVE, 1, &id, skip, sizeof skip, &err) !=
+               CH_OK) {
+        server_log("monitoring: %s, but no retraining job: %s", why, err.msg);
+        return;
+    }
+    /* Said once, not at every run while nothing changes. */
+    if (id == 0 && strcmp(skip, a->retrain.last_skip) != 0 &&
+        !(is_cooldown(skip) && is_cooldown(a->retrain.last_skip)))
+        server_log("monitoring: %s; no retraining job now: %s", why, skip);
+    snprintf(a->retrain.last_skip, sizeof a->retrain.last_skip, "%s", id == 0 ? skip : "");
+}
+
 /* Runs one job; returns 1 when it succeeded. */
 static int run_once(app *a, ch_registry *reg)
 {
@@ -96,6 +151,8 @@ static int run_once(app *a, ch_registry *reg)
     pthread_mutex_unlock(&J->mu);
     if (rc != CH_OK)
         server_log("monitoring job failed: %s", err.msg);
+    else
+        maybe_retrain(a, reg, &res.summary);
     ch_watch_result_reset(&res);
     return rc == CH_OK;
 }

@@ -39,6 +39,49 @@ void metrics_request(metrics *m, int route, int status, double seconds)
                                   memory_order_relaxed);
 }
 
+void metrics_arm(metrics *m, int arm, int failed, double seconds)
+{
+    int b = 0;
+    if (arm < 0 || arm >= M_N_ARMS)
+        return;
+    while (b < M_N_LATENCY && seconds > lat_le[b])
+        b++;
+    atomic_fetch_add_explicit(&m->arm_predictions[arm], 1, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&m->arm_errors[arm], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->arm_lat[arm][b], 1, memory_order_relaxed);
+    if (seconds > 0)
+        atomic_fetch_add_explicit(&m->arm_lat_sum_ns[arm], (uint_fast64_t)(seconds * 1e9),
+                                  memory_order_relaxed);
+}
+
+void metrics_arm_read(const metrics *m, int arm, arm_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    if (arm < 0 || arm >= M_N_ARMS)
+        return;
+    out->predictions = atomic_load_explicit(&m->arm_predictions[arm], memory_order_relaxed);
+    out->errors = atomic_load_explicit(&m->arm_errors[arm], memory_order_relaxed);
+    for (int b = 0; b <= M_N_LATENCY; b++)
+        out->lat[b] = atomic_load_explicit(&m->arm_lat[arm][b], memory_order_relaxed);
+}
+
+double metrics_arm_quantile(const arm_counts *from, const arm_counts *to, double q)
+{
+    uint64_t total = 0;
+    uint64_t acc = 0;
+    for (int b = 0; b <= M_N_LATENCY; b++)
+        total += to->lat[b] - from->lat[b];
+    if (total == 0)
+        return 0.0 / 0.0;
+    for (int b = 0; b <= M_N_LATENCY; b++) {
+        acc += to->lat[b] - from->lat[b];
+        if ((double)acc >= q * (double)total)
+            return b < M_N_LATENCY ? lat_le[b] : 2 * lat_le[M_N_LATENCY - 1];
+    }
+    return lat_le[M_N_LATENCY - 1];
+}
+
 void metrics_prediction(metrics *m, int64_t version, const char *alias, int label, double p)
 {
     long long v = version > 0 ? (long long)version : -1;
@@ -201,4 +244,50 @@ void metrics_render(const metrics *m, const char *(*route_label)(int route), int
               "Times the served model was replaced while serving.");
     ch_buf_printf(b, "churn_model_swaps_total %llu\n",
                   (unsigned long long)atomic_load_explicit(&m->model_swaps, memory_order_relaxed));
+    {
+        static const char *const arms[M_N_ARMS] = {"none", "champion", "candidate"};
+        help_type(b, "churn_arm_predictions_total", "counter",
+                  "Records scored, by rollout arm (none: no canary running).");
+        for (int a = 0; a < M_N_ARMS; a++)
+            ch_buf_printf(b, "churn_arm_predictions_total{arm=\"%s\"} %llu\n", arms[a],
+                          (unsigned long long)atomic_load_explicit(&m->arm_predictions[a],
+                                                                   memory_order_relaxed));
+        help_type(b, "churn_arm_errors_total", "counter", "Records an arm failed to score.");
+        for (int a = 0; a < M_N_ARMS; a++)
+            ch_buf_printf(
+                b, "churn_arm_errors_total{arm=\"%s\"} %llu\n", arms[a],
+                (unsigned long long)atomic_load_explicit(&m->arm_errors[a], memory_order_relaxed));
+        help_type(b, "churn_arm_scoring_seconds", "histogram",
+                  "Time from a request's start to its record scored, by arm.");
+        for (int a = 0; a < M_N_ARMS; a++) {
+            uint64_t cum = 0;
+            for (int k = 0; k <= M_N_LATENCY; k++) {
+                cum += atomic_load_explicit(&m->arm_lat[a][k], memory_order_relaxed);
+                if (k < M_N_LATENCY)
+                    ch_buf_printf(b,
+                                  "churn_arm_scoring_seconds_bucket{arm=\"%s\",le=\"%g\"} %llu\n",
+                                  arms[a], lat_le[k], (unsigned long long)cum);
+                else
+                    ch_buf_printf(
+                        b,
+                        "churn_arm_scoring_seconds_bucket{arm=\"%s\",le=\"+Inf\"} %llu\n"
+                        "churn_arm_scoring_seconds_sum{arm=\"%s\"} %.9f\n"
+                        "churn_arm_scoring_seconds_count{arm=\"%s\"} %llu\n",
+                        arms[a], (unsigned long long)cum, arms[a],
+                        (double)atomic_load_explicit(&m->arm_lat_sum_ns[a], memory_order_relaxed) /
+                            1e9,
+                        arms[a], (unsigned long long)cum);
+            }
+        }
+        help_type(b, "churn_shadow_scored_total", "counter",
+                  "Records the shadow candidate scored off the request path.");
+        ch_buf_printf(
+            b, "churn_shadow_scored_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&m->shadow_scored, memory_order_relaxed));
+        help_type(b, "churn_shadow_skipped_total", "counter",
+                  "Records logged without a shadow score (queue full or no inputs).");
+        ch_buf_printf(
+            b, "churn_shadow_skipped_total %llu\n",
+            (unsigned long long)atomic_load_explicit(&m->shadow_skipped, memory_order_relaxed));
+    }
 }

@@ -20,6 +20,7 @@
 #define M_N_SCORE      10
 #define M_MAX_VERSIONS 16
 #define M_CLAIMING     (-2) /* a version slot whose alias is being written */
+#define M_N_ARMS       3
 
 typedef struct m_version {
     atomic_llong version; /* 0 = free slot (file-served models use -1) */
@@ -42,8 +43,32 @@ typedef struct metrics {
     atomic_uint_fast64_t model_loads_failed;
     atomic_uint_fast64_t model_swaps;
     atomic_uint_fast64_t access_log_errors;
-    double start_time; /* unix seconds */
+    /* Per arm of a rollout (CH_ARM_*: none, champion, candidate): scored
+     * records, failed ones, and the scoring latency; the rollout gates
+     * compare them over a step. */
+    atomic_uint_fast64_t arm_predictions[M_N_ARMS];
+    atomic_uint_fast64_t arm_errors[M_N_ARMS];
+    atomic_uint_fast64_t arm_lat[M_N_ARMS][M_N_LATENCY + 1];
+    atomic_uint_fast64_t arm_lat_sum_ns[M_N_ARMS];
+    atomic_uint_fast64_t shadow_scored;  /* records the shadow candidate scored */
+    atomic_uint_fast64_t shadow_skipped; /* records it could not (queue full, no inputs) */
+    double start_time;                   /* unix seconds */
 } metrics;
+
+/* A snapshot of one arm's counters. */
+typedef struct arm_counts {
+    uint64_t predictions, errors;
+    uint64_t lat[M_N_LATENCY + 1];
+} arm_counts;
+
+/* Counts one record scored by 'arm', failed or not, taking 'seconds'. */
+void metrics_arm(metrics *m, int arm, int failed, double seconds);
+/* Reads arm 'arm' into 'out'. */
+void metrics_arm_read(const metrics *m, int arm, arm_counts *out);
+/* The 'q' quantile (0.99) of the latencies counted between 'from' and
+ * 'to' (the upper bound of the bucket it falls in, seconds), or NaN
+ * without any. */
+double metrics_arm_quantile(const arm_counts *from, const arm_counts *to, double q);
 
 /* Counts one finished request of route 'route' (-1: unmatched) with
  * 'status', taking 'seconds'. */

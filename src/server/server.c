@@ -242,11 +242,16 @@ void served_release(served *m)
         served_free(m);
 }
 
-/* The calling thread's workspace and the model it belongs to. The key's
- * destructor runs when a pool thread exits. */
+/* The calling thread's workspaces and the models they belong to: two,
+ * so that a canary rollout alternating the champion and the candidate
+ * from request to request reuses both. The key's destructor runs when a
+ * pool thread exits. */
+#define WS_SLOTS 2
+
 typedef struct tl_ws {
-    served *m;
-    ch_explain_ws *ws;
+    served *m[WS_SLOTS];
+    ch_explain_ws *ws[WS_SLOTS];
+    unsigned next; /* the slot to replace next */
 } tl_ws;
 static pthread_key_t ws_key;
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
@@ -256,20 +261,24 @@ static void tl_ws_free(void *p)
     tl_ws *t = p;
     if (t == NULL)
         return;
-    ch_explain_ws_free(t->ws);
-    served_release(t->m);
+    for (int k = 0; k < WS_SLOTS; k++) {
+        ch_explain_ws_free(t->ws[k]);
+        served_release(t->m[k]);
+    }
     ch_free(t);
 }
 
 static void ws_key_make(void)
 {
-    if (pthread_key_create(&ws_key, tl_ws_free) != 0)
-        abort();
+    pthread_key_create(&ws_key, tl_ws_free);
 }
 
 ch_explain_ws *served_ws(served *m)
 {
     tl_ws *t;
+    ch_explain_ws *ws = NULL;
+    ch_error err = {0};
+    unsigned k;
     pthread_once(&ws_once, ws_key_make);
     t = pthread_getspecific(ws_key);
     if (t == NULL) {
@@ -278,26 +287,26 @@ ch_explain_ws *served_ws(served *m)
             return NULL;
         pthread_setspecific(ws_key, t);
     }
-    if (t->m != m) {
-        ch_explain_ws *ws = NULL;
-        ch_error err = {0};
-        if (ch_explain_ws_new(m->ex, &ws, &err) != CH_OK)
-            return NULL;
-        ch_explain_ws_free(t->ws);
-        served_release(t->m);
-        atomic_fetch_add(&m->refs, 1);
-        t->m = m;
-        t->ws = ws;
-    }
-    return t->ws;
+    for (k = 0; k < WS_SLOTS; k++)
+        if (t->m[k] == m)
+            return t->ws[k];
+    if (ch_explain_ws_new(m->ex, &ws, &err) != CH_OK)
+        return NULL;
+    k = t->next;
+    t->next = (k + 1) % WS_SLOTS;
+    ch_explain_ws_free(t->ws[k]);
+    served_release(t->m[k]);
+    atomic_fetch_add(&m->refs, 1);
+    t->m[k] = m;
+    t->ws[k] = ws;
+    return ws;
 }
 
-ch_err server_load_model(app *a, const char *path, int64_t version, const char *alias,
-                         ch_error *err)
+ch_err served_load(app *a, const char *path, int64_t version, const char *alias, served **out,
+                   ch_error *err)
 {
     double t0 = http_now();
     served *m = ch_calloc(1, sizeof *m);
-    served *old;
     const ch_json *fam;
     ch_err rc;
 
@@ -306,11 +315,13 @@ ch_err server_load_model(app *a, const char *path, int64_t version, const char *
     rc = ch_bundle_load(path, NULL, &m->bundle, err);
     if (rc == CH_OK)
         rc = ch_explainer_new(m->bundle, &m->ex, err);
+    pthread_mutex_lock(&a->model_mu);
     if (rc == CH_OK && a->schema_hash[0] != '\0' &&
         strcmp(a->schema_hash, ch_schema_hash(ch_bundle_schema(m->bundle))) != 0)
         rc = ch_error_set(err, CH_ESCHEMA,
                           "its schema differs from the one being served (clients would send "
                           "the wrong fields)");
+    pthread_mutex_unlock(&a->model_mu);
     if (rc != CH_OK) {
         ch_error_prefix(err, "model %s", path);
         served_free(m);
@@ -327,13 +338,25 @@ ch_err server_load_model(app *a, const char *path, int64_t version, const char *
     m->threshold = ch_bundle_threshold(m->bundle);
     m->medium_from = ch_config_num(a->cfg, "score.medium_from");
     m->load_seconds = http_now() - t0;
+    atomic_fetch_add(&a->m.model_loads_ok, 1);
+    *out = m;
+    return CH_OK;
+}
+
+ch_err server_load_model(app *a, const char *path, int64_t version, const char *alias,
+                         ch_error *err)
+{
+    served *m = NULL;
+    served *old;
+    ch_err rc = served_load(a, path, version, alias, &m, err);
+    if (rc != CH_OK)
+        return rc;
+    pthread_mutex_lock(&a->model_mu);
     snprintf(a->schema_hash, sizeof a->schema_hash, "%s",
              ch_schema_hash(ch_bundle_schema(m->bundle)));
-    pthread_mutex_lock(&a->model_mu);
     old = a->model;
     a->model = m;
     pthread_mutex_unlock(&a->model_mu);
-    atomic_fetch_add(&a->m.model_loads_ok, 1);
     if (old != NULL)
         atomic_fetch_add(&a->m.model_swaps, 1);
     served_release(old);
@@ -1041,6 +1064,10 @@ int server_run(const ch_config *cfg, const char *model_ref)
                        "promotions");
     }
     rc = jobs_start(a, &err);
+    if (rc == CH_OK)
+        rc = rollout_start_threads(a, &err);
+    if (rc == CH_OK)
+        rc = retrain_start(a, &err);
     if (rc != CH_OK) {
         fprintf(stderr, "churn serve: %s\n", err.msg);
         code = rc == CH_EINVAL ? 1 : 2;
@@ -1075,7 +1102,9 @@ done:
     if (a->reload_started)
         pthread_join(a->reload_thr, NULL);
     jobs_stop(a);
+    retrain_stop(a);
     http_stop(a->http);
+    rollout_stop_threads(a);
     if (a->plog != NULL) {
         ch_predlog_stats st;
         /* Let the writer catch up before taking the final tally. */

@@ -55,6 +55,47 @@ typedef struct feature_gauge {
     int alert;
 } feature_gauge;
 
+/* The rollout controller's and the shadow thread's state (rollout.c). */
+typedef struct rollout_live {
+    pthread_t thr, shadow_thr;
+    int started, shadow_started;
+    int eval_s;      /* rollout.eval_s */
+    atomic_int wake; /* 1: evaluate now (a rollout route changed it) */
+    /* Guarded by app.model_mu: what the request path reads. */
+    served *cand;    /* the candidate, NULL when no rollout runs */
+    int64_t id;      /* the rollout */
+    int route_state; /* CH_ROLLOUT_SHADOW or _CANARY (a paused one routes as before), -1 */
+    double percent;  /* of customers the candidate answers */
+    /* The shadow queue, guarded by 'qmu'. */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    ch_prediction_rec *q;
+    size_t qhead, qn;
+    int qstop;
+    /* The controller's own. */
+    int64_t seen_id, seen_started;
+    int seen_state;
+    size_t seen_step;
+    arm_counts base[M_N_ARMS]; /* counters when the step began */
+    double last_champion_p99, last_champion_error_rate;
+    /* What this server's controller did (churn_rollout_transitions_total). */
+    atomic_uint_fast64_t n_steps, n_promoted, n_rolled_back, n_aborted;
+} rollout_live;
+
+/* The retraining worker (retrain_job.c). */
+typedef struct retrain_live {
+    pthread_t thr;
+    int started;
+    atomic_int wake;     /* 1: a job was queued here: claim it now */
+    char last_skip[512]; /* why monitoring's last signal queued no job (jobs thread only) */
+    atomic_int running;  /* 1 while a job runs here */
+    atomic_uint_fast64_t ended[6];            /* jobs this server ran, by CH_JOB_* end status */
+    atomic_uint_fast64_t registered, refused; /* of the succeeded: challenger or gate refusal */
+} retrain_live;
+
+/* Who the server's own changes are audited as. */
+#define ACTOR_SERVE "churn serve"
+
 /* The scheduler's state; everything below 'mu' is guarded by it. */
 typedef struct monitor_jobs {
     pthread_t thr;
@@ -128,6 +169,8 @@ typedef struct app {
     atomic_uint_fast64_t pred_seq;
     uint64_t pred_key;
     monitor_jobs jobs;
+    rollout_live roll;
+    retrain_live retrain;
 } app;
 
 /* One call of a route handler. */
@@ -147,6 +190,11 @@ served *served_acquire(app *a);
 void served_release(served *m);
 /* The explain workspace of the calling thread for 'm' (made on first use). */
 ch_explain_ws *served_ws(served *m);
+/* Loads the bundle at 'path' into a new served model (one reference,
+ * for the caller), refusing a schema other than the one served. Errors:
+ * CH_EMODEL, CH_ESCHEMA, CH_EIO, CH_ENOMEM. */
+ch_err served_load(app *a, const char *path, int64_t version, const char *alias, served **out,
+                   ch_error *err);
 /* Loads the bundle at 'path' and swaps it in. On failure the old model
  * keeps serving; the error is logged and counted. */
 ch_err server_load_model(app *a, const char *path, int64_t version, const char *alias,
@@ -203,6 +251,46 @@ int jobs_trigger(app *a);
 int jobs_latest(app *a, const char *kind, ch_buf *b);
 /* Appends the monitoring gauges in Prometheus text format. */
 void jobs_metrics(app *a, ch_buf *b);
+/* The rollout's gauges and this server's transitions (rollout.c). */
+void rollout_metrics(app *a, ch_buf *b);
+/* This server's retraining jobs (retrain_job.c). */
+void retrain_metrics(app *a, ch_buf *b);
+
+/* ---- rollouts (rollout.c) ---------------------------------------------------- */
+
+/* Starts the rollout controller and the shadow thread (not when a file is
+ * served). Errors: CH_EIO, CH_ENOMEM. */
+ch_err rollout_start_threads(app *a, ch_error *err);
+/* Joins both (after 'stopping' is set and stop_cv broadcast); the shadow
+ * queue is drained into the prediction log first. */
+void rollout_stop_threads(app *a);
+/* Asks the controller to look at the store now. */
+void rollout_wake(app *a);
+/* Who answers a record: a reference to the model (the caller releases
+ * it), '*arm' (CH_ARM_*), and in shadow mode a reference to the shadow
+ * candidate in '*shadow' (else NULL). NULL when no model is loaded. */
+served *rollout_pick(app *a, const char *pseudonym, const char *prediction_id, int *arm,
+                     served **shadow);
+/* Hands 'rec' to the shadow thread, which logs it with the candidate's
+ * score; 0 when it cannot take it (queue full, no inputs): the caller
+ * logs it itself. */
+int rollout_shadow_offer(app *a, const ch_prediction_rec *rec);
+
+/* ---- retraining (retrain_job.c) ---------------------------------------------- */
+
+/* Marks jobs left over from a stopped server interrupted and starts the
+ * worker (not when a file is served). Errors: CH_EDB, CH_EIO. */
+ch_err retrain_start(app *a, ch_error *err);
+/* Joins the worker (after 'stopping' is set and stop_cv broadcast). */
+void retrain_stop(app *a);
+/* Queues a retraining job for 'trigger' ("decay", "alertmanager:...",
+ * "manual") by 'actor' on store handle 'reg' (the caller's, with any lock
+ * it needs held). With 'respect_cooldown' (automatic triggers), nothing
+ * is queued while a rollout runs or within retrain.cooldown_s of the last
+ * job. '*id' gets the job, or 0 with the reason in 'why' (also when a
+ * job is already queued or running). Errors: CH_EDB, CH_ENOMEM. */
+ch_err retrain_request(app *a, ch_registry *reg, const char *trigger, const char *actor,
+                       int respect_cooldown, int64_t *id, char *why, size_t why_cap, ch_error *err);
 
 /* ---- handlers (h_*.c) ------------------------------------------------------ */
 
@@ -226,6 +314,17 @@ void h_ops_metrics(call *c);
 void h_ops_openapi(call *c);
 void h_monitor_get(call *c);
 void h_monitor_run(call *c);
+void h_rollouts_list(call *c);
+void h_rollouts_start(call *c);
+void h_rollouts_show(call *c);
+void h_rollouts_pause(call *c);
+void h_rollouts_resume(call *c);
+void h_rollouts_abort(call *c);
+void h_jobs_list(call *c);
+void h_jobs_show(call *c);
+void h_jobs_start(call *c);
+void h_jobs_cancel(call *c);
+void h_hooks_alertmanager(call *c);
 
 /* ---- routes (routes.c) ----------------------------------------------------- */
 

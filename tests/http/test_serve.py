@@ -184,11 +184,22 @@ try:
         ("GET", "/v1/monitor/decay"): {"admin", "scientist", "analyst"},
         ("GET", "/v1/monitor/estimate"): {"admin", "scientist", "analyst"},
         ("POST", "/v1/monitor/run"): {"admin", "scientist"},
+        ("GET", "/v1/rollouts"): {"admin", "scientist", "analyst"},
+        ("GET", "/v1/rollouts/1"): {"admin", "scientist", "analyst"},
+        ("POST", "/v1/rollouts"): {"admin", "scientist"},
+        ("POST", "/v1/rollouts/1/pause"): {"admin", "scientist"},
+        ("POST", "/v1/rollouts/1/resume"): {"admin", "scientist"},
+        ("POST", "/v1/rollouts/1/abort"): {"admin", "scientist"},
+        ("GET", "/v1/jobs"): {"admin", "scientist", "analyst"},
+        ("GET", "/v1/jobs/1"): {"admin", "scientist", "analyst"},
+        ("POST", "/v1/jobs"): {"admin", "scientist"},
+        ("POST", "/v1/jobs/1/cancel"): {"admin", "scientist"},
     }
     bodies = {"/v1/predict": people[0], "/v1/predict/batch": [people[0]],
               "/v1/feedback": {"prediction_id": "0" * 32, "churned": True,
                                "observed_date": "2026-01-31"},
-              "/v1/users": {"name": "x"}, "/v1/keys": {"label": "x"}}
+              "/v1/users": {"name": "x"}, "/v1/keys": {"label": "x"},
+              "/v1/jobs": {"kind": "nope"}}
     for (method, path), allowed in matrix.items():
         for role in PASSWORDS:
             st, doc, _ = srv.request(method, path, body=bodies.get(path, {}) if method == "POST"

@@ -1,0 +1,220 @@
+/*
+ * h_rollouts.c -- /v1/rollouts: start, read, pause, resume, abort.
+ *
+ * The rollout is the store's (registry.h); these routes change it and
+ * wake the controller (rollout.c), which follows it on every server of
+ * the store. Reading needs the monitor permission, changing it operate.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ch/rollout.h"
+#include "server.h"
+
+/* A JSON object body, or NULL for an empty one; 0 after replying 400. */
+static int object_body(call *c, ch_json **doc)
+{
+    ch_error err = {0};
+    *doc = NULL;
+    if (c->rq->body_len == 0)
+        return 1;
+    if (ch_json_parse(c->rq->body, c->rq->body_len, doc, &err) != CH_OK ||
+        ch_json_typeof(*doc) != CH_JSON_OBJECT) {
+        reply_error(c, 400, "bad_request",
+                    err.msg[0] != '\0' ? err.msg : "the body must be a JSON object", NULL);
+        ch_json_free(*doc);
+        *doc = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+static int64_t id_param(call *c)
+{
+    char *end = NULL;
+    long long v = strtoll(c->param, &end, 10);
+    if (end == c->param || *end != '\0' || v <= 0) {
+        reply_error(c, 404, "not_found", "no such rollout", NULL);
+        return 0;
+    }
+    return (int64_t)v;
+}
+
+static void reply_rollout(call *c, int status, int64_t id)
+{
+    ch_error err = {0};
+    ch_buf tmp;
+    ch_err rc;
+    ch_buf_init(&tmp, (size_t)16 << 20);
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = ch_registry_rollouts_json(c->a->reg, id, 0, &tmp, &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    if (rc != CH_OK) {
+        reply_err(c, rc, &err, NULL);
+    } else {
+        c->rs->status = status;
+        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
+    }
+    ch_buf_reset(&tmp);
+}
+
+void h_rollouts_list(call *c)
+{
+    const char *lim = http_query(c->rq, "limit");
+    long n = lim != NULL ? strtol(lim, NULL, 10) : 20;
+    ch_error err = {0};
+    ch_buf tmp;
+    ch_err rc;
+    if (n < 1 || n > 1000) {
+        reply_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000", "limit");
+        return;
+    }
+    ch_buf_init(&tmp, (size_t)64 << 20);
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = ch_registry_rollouts_json(c->a->reg, 0, (size_t)n, &tmp, &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    if (rc != CH_OK) {
+        reply_err(c, rc, &err, NULL);
+    } else {
+        c->rs->status = 200;
+        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
+    }
+    ch_buf_reset(&tmp);
+}
+
+void h_rollouts_show(call *c)
+{
+    int64_t id = id_param(c);
+    if (id > 0)
+        reply_rollout(c, 200, id);
+}
+
+/* {"candidate": 3 | "challenger", "steps": [5, 25, 100], "shadow": bool,
+ * "gates": {...}, "reason": text}. */
+void h_rollouts_start(call *c)
+{
+    ch_json *doc = NULL;
+    const ch_json *v;
+    ch_error err = {0};
+    int64_t cand = 0;
+    int64_t id = 0;
+    int shadow = -1;
+    char steps[256] = "";
+    const char *reason = NULL;
+    ch_err rc;
+
+    if (!object_body(c, &doc))
+        return;
+    v = ch_json_get(doc, "candidate");
+    if (v == NULL) {
+        reply_error(c, 400, "bad_request", "name the candidate: a version or \"challenger\"",
+                    "candidate");
+        goto done;
+    }
+    if (ch_json_str(v, NULL) != NULL) {
+        pthread_mutex_lock(&c->a->reg_mu);
+        rc = ch_registry_resolve(c->a->reg, ch_json_str(v, NULL), &cand, NULL, 0, &err);
+        pthread_mutex_unlock(&c->a->reg_mu);
+        if (rc != CH_OK) {
+            reply_err(c, rc, &err, "candidate");
+            goto done;
+        }
+    } else {
+        double d;
+        if (ch_json_num(v, &d) != 0 || d < 1 || d != (double)(int64_t)d) {
+            reply_error(c, 400, "bad_request", "'candidate' must be a version or an alias",
+                        "candidate");
+            goto done;
+        }
+        cand = (int64_t)d;
+    }
+    v = ch_json_get(doc, "steps");
+    if (v != NULL) {
+        size_t o = 0;
+        if (ch_json_typeof(v) != CH_JSON_ARRAY || ch_json_len(v) == 0) {
+            reply_error(c, 400, "bad_request", "'steps' must be a list of percentages", "steps");
+            goto done;
+        }
+        for (size_t i = 0; i < ch_json_len(v) && o + 24 < sizeof steps; i++) {
+            double d;
+            char num[32];
+            if (ch_json_num(ch_json_at(v, i), &d) != 0) {
+                reply_error(c, 400, "bad_request", "'steps' must be a list of percentages",
+                            "steps");
+                goto done;
+            }
+            ch_fmt_double(num, d);
+            o += (size_t)snprintf(steps + o, sizeof steps - o, "%s%s", i ? "," : "", num);
+        }
+    }
+    v = ch_json_get(doc, "shadow");
+    if (v != NULL && ch_json_bool(v, &shadow) != 0) {
+        reply_error(c, 400, "bad_request", "'shadow' must be true or false", "shadow");
+        goto done;
+    }
+    v = ch_json_get(doc, "reason");
+    if (v != NULL && (reason = ch_json_str(v, NULL)) == NULL) {
+        reply_error(c, 400, "bad_request", "'reason' must be a string", "reason");
+        goto done;
+    }
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = ch_rollout_begin(c->a->reg, c->a->cfg, cand, steps[0] != '\0' ? steps : NULL, shadow,
+                          ch_json_get(doc, "gates"), c->who.name, reason, &id, &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    if (rc != CH_OK) {
+        reply_err(c, rc == CH_EBUSY ? CH_EDATA : rc, &err, NULL); /* another one runs: 409 */
+        goto done;
+    }
+    rollout_wake(c->a);
+    reply_rollout(c, 201, id);
+done:
+    ch_json_free(doc);
+}
+
+static void change(call *c, int op)
+{
+    ch_json *doc = NULL;
+    const ch_json *v;
+    const char *reason = NULL;
+    ch_error err = {0};
+    int64_t id = id_param(c);
+    ch_err rc;
+    if (id == 0 || !object_body(c, &doc))
+        return;
+    v = ch_json_get(doc, "reason");
+    if (v != NULL && (reason = ch_json_str(v, NULL)) == NULL) {
+        reply_error(c, 400, "bad_request", "'reason' must be a string", "reason");
+        ch_json_free(doc);
+        return;
+    }
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = op == 0 ? ch_registry_rollout_pause(c->a->reg, id, c->who.name, reason, &err)
+         : op == 1
+             ? ch_registry_rollout_resume(c->a->reg, id, c->who.name, reason, &err)
+             : ch_registry_rollout_end(c->a->reg, id, CH_ROLLOUT_ABORTED, -1, -1, NULL, c->who.name,
+                                       reason != NULL ? reason : "aborted", &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    ch_json_free(doc);
+    if (rc != CH_OK) {
+        /* A rollout in the wrong state, or moved by another: 409. */
+        reply_err(c, rc == CH_EINVAL || rc == CH_EBUSY ? CH_EDATA : rc, &err, NULL);
+        return;
+    }
+    rollout_wake(c->a);
+    reply_rollout(c, 200, id);
+}
+
+void h_rollouts_pause(call *c)
+{
+    change(c, 0);
+}
+
+void h_rollouts_resume(call *c)
+{
+    change(c, 1);
+}
+
+void h_rollouts_abort(call *c)
+{
+    change(c, 2);
+}
