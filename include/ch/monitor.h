@@ -75,6 +75,10 @@ typedef struct ch_monitor_opts {
     double level;        /* confidence level of the intervals (default 0.95) */
     size_t n_segments;   /* time segments for the rolling lines (default 10) */
     uint64_t seed;       /* bootstrap and sampling seed (default 42) */
+    void (*pace)(void *ctx); /* called between units of work (a column's measures, an
+                                interval), from the thread doing it, e.g. to yield to more
+                                urgent work; never inside a read of the store; NULL: none */
+    void *pace_ctx;
 } ch_monitor_opts;
 
 /* Numbers from one computation, for gauges and alert decisions. NaN where

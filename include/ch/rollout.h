@@ -31,6 +31,7 @@ typedef struct ch_rollout_gates {
     double max_error_rate_increase; /* candidate error rate above the champion's */
     double max_p99_ratio;           /* candidate p99 scoring latency / the champion's (+ 2 ms) */
     double max_score_psi;           /* PSI of the candidate's scores against its own reference */
+    double max_arms_psi;            /* PSI of its scores against the champion's (0: off) */
     double max_estimate_drop;       /* candidate's estimated ROC AUC below its reference */
     double min_labels;              /* labels per arm before realized ROC AUC is compared */
     double max_auc_drop;            /* candidate's realized ROC AUC below the champion's */

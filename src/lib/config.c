@@ -148,6 +148,9 @@ static const ch_setting settings[] = {
      "time segments of the rolling metric lines"},
     {"monitor.interval_s", CH_SET_INT, "600", 0, 604800, NULL,
      "churn serve runs the drift, decay and estimate jobs this often, seconds (0: never)"},
+    {"monitor.cpu_share", CH_SET_NUMBER, "0.05", 0.001, 1, NULL,
+     "share of the time a monitoring job in churn serve may work while predictions are being "
+     "served; it sleeps the rest (1: no pacing)"},
     {"retrain.signals", CH_SET_STRING, "decay,concept", 0, 0, NULL,
      "monitoring verdicts that start a retraining job in churn serve, comma-separated: decay, "
      "concept, estimate, drift (empty: never by itself)"},
@@ -175,6 +178,8 @@ static const ch_setting settings[] = {
      "candidate p99 scoring latency allowed, as a multiple of the champion's (plus 2 ms)"},
     {"rollout.max_score_psi", CH_SET_NUMBER, "0.25", 0.001, 10, NULL,
      "PSI allowed between the candidate's live scores and those of its own test set"},
+    {"rollout.max_arms_psi", CH_SET_NUMBER, "1", 0, 10, NULL,
+     "PSI allowed between the candidate's and the champion's live scores (0: no limit)"},
     {"rollout.max_estimate_drop", CH_SET_NUMBER, "0.05", 0, 1, NULL,
      "label-free estimated ROC AUC the candidate may lose against its own reference"},
     {"rollout.min_labels", CH_SET_INT, "100", 1, 1e9, NULL,

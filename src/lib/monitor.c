@@ -757,6 +757,12 @@ static int judge(const measure *m, const ch_monitor_opts *o)
 }
 
 /* Measures every column and the score, adjusts the p-values and judges. */
+static void pace(const ch_monitor_opts *o)
+{
+    if (o->pace != NULL)
+        o->pace(o->pace_ctx);
+}
+
 static ch_err measure_all(const ch_monitor_window *w, const ch_monitor_opts *o, measure *cols,
                           measure *score, ch_error *err)
 {
@@ -770,6 +776,7 @@ static ch_err measure_all(const ch_monitor_window *w, const ch_monitor_opts *o, 
         goto done;
     }
     for (size_t c = 0; c < r->n_cols && rc == CH_OK; c++) {
+        pace(o);
         rc = r->cols[c].cat ? measure_cat(&r->cols[c], &w->cols[c], &cols[c], err)
                             : measure_dist(&r->cols[c].d, &w->cols[c].d, &cols[c], err);
         if (rc == CH_OK && !isnan(cols[c].test.p)) {
@@ -1048,6 +1055,7 @@ static ch_err boot_ci(ch_drift_metric m, const double *y, const double *p, size_
     size_t skipped = 0;
     ch_err rc;
     *lo = *hi = NAN;
+    pace(o);
     if (n <= BOOT_MAX) {
         rc = ch_drift_bootstrap(m, y, p, n, threshold, o->n_boot, o->seed, o->level, lo, hi,
                                 &skipped, err);

@@ -1135,6 +1135,12 @@ static ch_err settings_attempt(sq *s, void *ctx, ch_error *err)
                   s->bulk_log ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL", "");
     if (rc == CH_OK && s->bulk_log)
         rc = exec(s, "configuring the store", err, "PRAGMA cache_size = -8192", "");
+    /* A long read (a monitoring job over a million predictions) holds the
+     * WAL from being reset while the log writer goes on appending, and
+     * the file keeps the size it reached: cut it back to 64 MB at the next
+     * checkpoint that can. */
+    if (rc == CH_OK && !s->read_only)
+        rc = exec(s, "configuring the store", err, "PRAGMA journal_size_limit = 67108864", "");
     if (rc == CH_OK)
         rc = query_i64(s, ctx, &found, "reading the store layout", err, "PRAGMA user_version", "");
     return rc;

@@ -19,6 +19,7 @@ static const struct {
     {"max_error_rate_increase", offsetof(ch_rollout_gates, max_error_rate_increase)},
     {"max_p99_ratio", offsetof(ch_rollout_gates, max_p99_ratio)},
     {"max_score_psi", offsetof(ch_rollout_gates, max_score_psi)},
+    {"max_arms_psi", offsetof(ch_rollout_gates, max_arms_psi)},
     {"max_estimate_drop", offsetof(ch_rollout_gates, max_estimate_drop)},
     {"min_labels", offsetof(ch_rollout_gates, min_labels)},
     {"max_auc_drop", offsetof(ch_rollout_gates, max_auc_drop)},

@@ -10,9 +10,10 @@
  * GET /v1/monitor/{drift,decay,estimate} and the /metrics gauges read it
  * under a lock held only to copy.
  */
-#define _GNU_SOURCE /* gettid for the thread's own priority */
+#define _GNU_SOURCE /* gettid and thread names */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -24,9 +25,25 @@
 #include "ch/watch.h"
 #include "server.h"
 
-#define JOB_NICE 19 /* the scheduler's priority: the lowest */
+#define JOB_NICE 19 /* background work's priority: the lowest */
 
 static const char *const kinds[] = {"drift", "decay", "estimate"};
+
+void thread_name(const char *name)
+{
+    pthread_setname_np(pthread_self(), name); /* shown by top -H; cosmetic */
+}
+
+/* nice 19 rather than SCHED_IDLE: under a saturating load a SCHED_IDLE
+ * job may not finish at all (it measured no faster for the requests in
+ * bench/serve.sh), while at nice 19 it always progresses; what it may
+ * take while requests are served is bounded by pacing (monitor.cpu_share,
+ * below). Threads the caller starts inherit the value. */
+void background_thread(const char *what)
+{
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), JOB_NICE) != 0)
+        server_log("%s run at normal priority: %s", what, strerror(errno));
+}
 
 /* Copies what the gauges need from a finished job (under jobs.mu). */
 static void keep_gauges(monitor_jobs *J, const ch_watch_result *res)
@@ -113,6 +130,44 @@ static void maybe_retrain(app *a, ch_registry *reg, const ch_monitor_summary *s)
     snprintf(a->retrain.last_skip, sizeof a->retrain.last_skip, "%s", id == 0 ? skip : "");
 }
 
+/*
+ * Pacing: while the server answers predictions, a job's measures work at
+ * most monitor.cpu_share of the time. At each unit of work (a column's
+ * measures, an interval) it sleeps so that the time it worked since the
+ * last unit is that share of the time since; with no prediction since the
+ * last unit it goes on at full speed. The read of the log is not paced: it
+ * is one read transaction, and the longer it lasts the more the WAL grows
+ * under the log writer. The sleep is cut short when the server stops, so
+ * shutdown never waits for it. Nice 19 alone left a job running back to
+ * back costing about 13% of the predictions/s in bench/serve.sh: the nice
+ * value ranks runnable threads, but a job still takes the moments requests
+ * leave a core idle, and with them cache and memory bandwidth.
+ */
+typedef struct pacer {
+    app *a;
+    double share;
+    double t_work;     /* when the current unit of work began */
+    uint64_t n_served; /* predictions scored then */
+} pacer;
+
+static void job_pace(void *ctx)
+{
+    pacer *p = ctx;
+    if (metrics_predictions(&p->a->m) != p->n_served && p->share < 1) {
+        double nap = (http_now() - p->t_work) * (1 / p->share - 1);
+        if (nap > 2)
+            nap = 2; /* a long unit of work: catch up over several */
+        while (nap > 0 && !atomic_load(&p->a->stopping)) {
+            double d = nap < 0.02 ? nap : 0.02;
+            struct timespec ts = {0, (long)(d * 1e9)};
+            nanosleep(&ts, NULL);
+            nap -= d;
+        }
+    }
+    p->n_served = metrics_predictions(&p->a->m);
+    p->t_work = http_now();
+}
+
 /* Runs one job; returns 1 when it succeeded. */
 static int run_once(app *a, ch_registry *reg)
 {
@@ -120,7 +175,15 @@ static int run_once(app *a, ch_registry *reg)
     ch_watch_result res = {0}; /* written only on success, reset either way */
     ch_error err = {0};
     double t0 = http_now();
-    ch_err rc = ch_watch_run(reg, &J->job, &res, &err);
+    pacer pc = {a, ch_config_num(a->cfg, "monitor.cpu_share"), t0, metrics_predictions(&a->m)};
+    ch_err rc;
+    J->job.opts.pace = job_pace;
+    J->job.opts.pace_ctx = &pc;
+    atomic_store(&J->running, 1);
+    rc = ch_watch_run(reg, &J->job, &res, &err);
+    atomic_store(&J->running, 0);
+    J->job.opts.pace = NULL;
+    J->job.opts.pace_ctx = NULL;
     int64_t now = unix_now_ms();
     if (rc == CH_OK) {
         const char *docs[3] = {res.drift_json, res.decay_json, res.estimate_json};
@@ -165,12 +228,9 @@ static void *jobs_main(void *arg)
     ch_registry_opts ro;
     int warned = 0;
     /* Below the request threads: a job may take a second of CPU, and a
-     * request must not wait for it. At nice 19 a job gets about 1.5% of
-     * a core that requests keep busy (the scheduler's weights are 15
-     * against 1024) and all of one they leave idle, so it always
-     * progresses; the thread a job starts inherits the value. */
-    if (setpriority(PRIO_PROCESS, (id_t)gettid(), JOB_NICE) != 0)
-        server_log("monitoring jobs run at normal priority: %s", strerror(errno));
+     * request must not wait for it. */
+    thread_name("churn-monitor");
+    background_thread("monitoring jobs");
     ch_registry_opts_default(&ro);
     pthread_mutex_lock(&a->stop_mu);
     while (!atomic_load(&a->stopping)) {
@@ -388,5 +448,7 @@ void jobs_metrics(app *a, ch_buf *b)
                       (unsigned long long)J->runs_failed);
     gauge_head(b, "churn_monitor_job_seconds", "gauge", "How long the last monitoring job took.");
     ch_buf_printf(b, "churn_monitor_job_seconds %.6f\n", J->seconds);
+    gauge_head(b, "churn_monitor_job_running", "gauge", "1 while a monitoring job runs.");
+    ch_buf_printf(b, "churn_monitor_job_running %d\n", atomic_load(&J->running));
     pthread_mutex_unlock(&J->mu);
 }

@@ -55,6 +55,14 @@ void metrics_arm(metrics *m, int arm, int failed, double seconds)
                                   memory_order_relaxed);
 }
 
+uint64_t metrics_predictions(const metrics *m)
+{
+    uint64_t n = 0;
+    for (int a = 0; a < M_N_ARMS; a++)
+        n += atomic_load_explicit(&m->arm_predictions[a], memory_order_relaxed);
+    return n;
+}
+
 void metrics_arm_read(const metrics *m, int arm, arm_counts *out)
 {
     memset(out, 0, sizeof *out);

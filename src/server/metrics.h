@@ -65,6 +65,8 @@ typedef struct arm_counts {
 void metrics_arm(metrics *m, int arm, int failed, double seconds);
 /* Reads arm 'arm' into 'out'. */
 void metrics_arm_read(const metrics *m, int arm, arm_counts *out);
+/* Records scored so far, every arm together. */
+uint64_t metrics_predictions(const metrics *m);
 /* The 'q' quantile (0.99) of the latencies counted between 'from' and
  * 'to' (the upper bound of the bucket it falls in, seconds), or NaN
  * without any. */

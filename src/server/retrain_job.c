@@ -216,6 +216,8 @@ static void *worker_main(void *arg)
     ch_registry *reg = NULL;
     ch_registry *preg = NULL;
     ch_registry_opts ro;
+    thread_name("churn-retrain");
+    background_thread("retraining jobs");
     ch_registry_opts_default(&ro);
     pthread_mutex_lock(&a->stop_mu);
     while (!atomic_load(&a->stopping)) {

@@ -25,7 +25,8 @@
  * Gates, per step (docs/rollout.md): the candidate's error rate and p99
  * scoring latency against the champion's over the step (this server's own
  * counters), the PSI of the candidate's live scores against those of its
- * own test set, its label-free estimated ROC AUC against its own reference, and
+ * own test set and (loosely) against the champion's, its label-free
+ * estimated ROC AUC against its own reference, and
  * the realized ROC AUC of both arms once each has rollout.min_labels
  * labels (from the store, every server's predictions). A step passes
  * after rollout.min_requests candidate predictions and rollout.min_seconds,
@@ -128,6 +129,7 @@ static void *shadow_main(void *arg)
     rollout_live *L = &a->roll;
     ch_value *vals = NULL;
     size_t cap = 0;
+    thread_name("churn-shadow");
     for (;;) {
         ch_prediction_rec rec;
         served *c;
@@ -443,9 +445,7 @@ static int evaluate(app *a, ch_registry *reg, const ch_rollout *r, served *champ
         }
         /* The candidate's scores in service against those it gave its own
          * test set: a shift means it sees other inputs than in training
-         * (a broken pipeline, a field filled differently). The two arms'
-         * distributions are shown, not gated: a model retrained after
-         * concept drift is meant to score differently. */
+         * (a broken pipeline, a field filled differently). */
         if (!enough || !isfinite(sk.score_psi)) {
             check(b, &first, "score_psi", "wait", NAN, g.max_score_psi,
                   "against the candidate's own reference, after rollout.min_requests");
@@ -461,8 +461,27 @@ static int evaluate(app *a, ch_registry *reg, const ch_rollout *r, served *champ
                          sk.score_psi, g.max_score_psi);
             }
         }
-        check(b, &first, "arms_psi", e.arm[0].n < 40 || e.arm[1].n < 40 ? "wait" : "info", psi, NAN,
-              "the candidate's scores against the champion's in this step; not a gate");
+        /* Against the champion: a model retrained after concept drift is
+         * meant to score differently (PSI about 0.5 in the closed-loop
+         * test), so this limit is loose; it catches a candidate whose
+         * scores have little in common with the champion's (a constant
+         * model: PSI 8). */
+        if (g.max_arms_psi <= 0) {
+            check(b, &first, "arms_psi", "n/a", psi, NAN, "rollout.max_arms_psi is 0: off");
+        } else if (!enough || !isfinite(psi) || e.arm[0].n < 40 || e.arm[1].n < 40) {
+            check(b, &first, "arms_psi", "wait", psi, g.max_arms_psi,
+                  "the candidate's scores against the champion's, 40 an arm");
+        } else {
+            int bad = psi > g.max_arms_psi;
+            check(b, &first, "arms_psi", bad ? "fail" : "pass", psi, g.max_arms_psi,
+                  "the candidate's scores against the champion's");
+            if (bad && !failed) {
+                failed = 1;
+                snprintf(why, why_cap,
+                         "the candidate's scores differ from the champion's: PSI %.3f above %.3f",
+                         psi, g.max_arms_psi);
+            }
+        }
         if (!isfinite(sk.estimated_auc)) {
             check(b, &first, "estimated_roc_auc", "wait", NAN, NAN, "too few predictions");
         } else {
@@ -683,6 +702,7 @@ static void *controller_main(void *arg)
     rollout_live *L = &a->roll;
     ch_registry *reg = NULL;
     ch_registry_opts ro;
+    thread_name("churn-rollout");
     ch_registry_opts_default(&ro);
     pthread_mutex_lock(&a->stop_mu);
     while (!atomic_load(&a->stopping)) {

@@ -814,6 +814,7 @@ static void *reload_main(void *arg)
     app *a = arg;
     ch_registry *r = NULL;
     ch_registry_opts ro;
+    thread_name("churn-reload");
     int64_t failed = -1;
     int warned = 0;
     ch_registry_opts_default(&ro);

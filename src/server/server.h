@@ -101,6 +101,7 @@ typedef struct monitor_jobs {
     pthread_t thr;
     int started;
     atomic_int trigger; /* 1: run now (POST /v1/monitor/run) */
+    atomic_int running; /* 1 while a job runs */
     int interval_s;     /* monitor.interval_s */
     int first;          /* the first run is due first_delay_s after start */
     int first_delay_s;
@@ -230,6 +231,12 @@ void server_audit(app *a, const call *c, const char *action, const char *target,
                   const char *details_json);
 /* Writes one log line to stderr: "churn serve: <message>". */
 void server_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Moves the calling thread below the request threads (SCHED_IDLE, else
+ * nice 19), for work off the request path; 'what' names it in the log
+ * when neither is possible (jobs.c). */
+void background_thread(const char *what);
+/* Names the calling thread (at most 15 characters), for top -H and ps. */
+void thread_name(const char *name);
 /* Unix time in seconds / milliseconds. */
 int64_t unix_now(void);
 int64_t unix_now_ms(void);
