@@ -66,15 +66,15 @@ typedef struct ch_monitor_opts {
     double psi_alert; /* PSI from which a column has drifted (default 0.25) */
     double alpha;     /* adjusted p-value below which a shift is significant (default 0.05) */
     ch_monitor_correction correction; /* across the columns' tests (default BH) */
-    double unseen_alert; /* share of unseen categories that counts as drift (default 0.01) */
-    size_t min_rows;     /* rows a window needs before drift is judged (default 200) */
-    size_t min_labels;   /* labelled rows before decay is judged (default 200) */
-    double auc_drop;     /* ROC AUC below the reference by more than this is decay or an
-                            estimated drop (default 0.05) */
-    size_t n_boot;       /* bootstrap replicates for intervals (default 200) */
-    double level;        /* confidence level of the intervals (default 0.95) */
-    size_t n_segments;   /* time segments for the rolling lines (default 10) */
-    uint64_t seed;       /* bootstrap and sampling seed (default 42) */
+    double unseen_alert;     /* share of unseen categories that counts as drift (default 0.01) */
+    size_t min_rows;         /* rows a window needs before drift is judged (default 200) */
+    size_t min_labels;       /* labelled rows before decay is judged (default 200) */
+    double auc_drop;         /* ROC AUC below the reference by more than this is decay or an
+                                estimated drop (default 0.05) */
+    size_t n_boot;           /* bootstrap replicates for intervals (default 200) */
+    double level;            /* confidence level of the intervals (default 0.95) */
+    size_t n_segments;       /* time segments for the rolling lines (default 10) */
+    uint64_t seed;           /* bootstrap and sampling seed (default 42) */
     void (*pace)(void *ctx); /* called between units of work (a column's measures, an
                                 interval), from the thread doing it, e.g. to yield to more
                                 urgent work; never inside a read of the store; NULL: none */
