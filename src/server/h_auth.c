@@ -231,21 +231,13 @@ void h_keys_revoke(call *c)
 
 void h_audit_list(call *c)
 {
-    const char *l = http_query(c->rq, "limit");
-    char *end = NULL;
-    long limit = 100;
+    size_t limit;
     ch_error err = {0};
     ch_err rc;
-    if (l != NULL) {
-        limit = strtol(l, &end, 10);
-        if (end == l || *end != '\0' || limit < 1 || limit > 100000) {
-            reply_error(c, 400, "bad_request", "'limit' must be a whole number from 1 to 100000",
-                        "limit");
-            return;
-        }
-    }
+    if (!query_limit(c, 100, 100000, &limit))
+        return;
     pthread_mutex_lock(&c->a->reg_mu);
-    rc = ch_registry_audit_tail_json(c->a->reg, (size_t)limit, &c->rs->body, &err);
+    rc = ch_registry_audit_tail_json(c->a->reg, limit, &c->rs->body, &err);
     pthread_mutex_unlock(&c->a->reg_mu);
     if (rc != CH_OK)
         reply_err(c, rc, &err, NULL);

@@ -18,51 +18,18 @@
 #include "ch/hash.h"
 #include "server.h"
 
-static int64_t id_param(call *c)
-{
-    char *end = NULL;
-    long long v = strtoll(c->param, &end, 10);
-    if (end == c->param || *end != '\0' || v <= 0) {
-        reply_error(c, 404, "not_found", "no such job", NULL);
-        return 0;
-    }
-    return (int64_t)v;
-}
-
-static void reply_jobs(call *c, int status, int64_t id, size_t limit)
-{
-    ch_error err = {0};
-    ch_buf tmp;
-    ch_err rc;
-    ch_buf_init(&tmp, (size_t)64 << 20);
-    pthread_mutex_lock(&c->a->reg_mu);
-    rc = ch_registry_jobs_json(c->a->reg, id, limit, &tmp, &err);
-    pthread_mutex_unlock(&c->a->reg_mu);
-    if (rc != CH_OK) {
-        reply_err(c, rc, &err, NULL);
-    } else {
-        c->rs->status = status;
-        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
-    }
-    ch_buf_reset(&tmp);
-}
-
 void h_jobs_list(call *c)
 {
-    const char *lim = http_query(c->rq, "limit");
-    long n = lim != NULL ? strtol(lim, NULL, 10) : 20;
-    if (n < 1 || n > 1000) {
-        reply_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
-    reply_jobs(c, 200, 0, (size_t)n);
+    size_t n;
+    if (query_limit(c, 20, 1000, &n))
+        reply_store_list(c, 200, ch_registry_jobs_json, 0, n);
 }
 
 void h_jobs_show(call *c)
 {
-    int64_t id = id_param(c);
+    int64_t id = param_id(c, "job");
     if (id > 0)
-        reply_jobs(c, 200, id, 0);
+        reply_store_list(c, 200, ch_registry_jobs_json, id, 0);
 }
 
 /* {"kind": "retrain"}: queues a job now, whatever the cool-down. */
@@ -74,17 +41,10 @@ void h_jobs_start(call *c)
     int64_t id = 0;
     char why[512];
     ch_err rc;
-    if (c->rq->body_len > 0) {
-        if (ch_json_parse(c->rq->body, c->rq->body_len, &doc, &err) != CH_OK ||
-            ch_json_typeof(doc) != CH_JSON_OBJECT) {
-            reply_error(c, 400, "bad_request",
-                        err.msg[0] != '\0' ? err.msg : "the body must be a JSON object", NULL);
-            ch_json_free(doc);
-            return;
-        }
-        if (ch_json_get(doc, "kind") != NULL)
-            kind = ch_json_str(ch_json_get(doc, "kind"), NULL);
-    }
+    if (!body_object(c, &doc))
+        return;
+    if (ch_json_get(doc, "kind") != NULL)
+        kind = ch_json_str(ch_json_get(doc, "kind"), NULL);
     if (kind == NULL || strcmp(kind, "retrain") != 0) {
         reply_error(c, 400, "bad_request", "the only kind of job is \"retrain\"", "kind");
         ch_json_free(doc);
@@ -102,14 +62,14 @@ void h_jobs_start(call *c)
         reply_error(c, 409, "conflict", why, NULL);
         return;
     }
-    reply_jobs(c, 202, id, 0);
+    reply_store_list(c, 202, ch_registry_jobs_json, id, 0);
 }
 
 void h_jobs_cancel(call *c)
 {
     ch_error err = {0};
     ch_job_status st;
-    int64_t id = id_param(c);
+    int64_t id = param_id(c, "job");
     ch_err rc;
     if (id == 0)
         return;
@@ -120,7 +80,7 @@ void h_jobs_cancel(call *c)
         reply_err(c, rc == CH_EINVAL ? CH_EDATA : rc, &err, NULL);
         return;
     }
-    reply_jobs(c, 202, id, 0);
+    reply_store_list(c, 202, ch_registry_jobs_json, id, 0);
 }
 
 /* The secret, read at each call (a rotated file takes effect at once);

@@ -54,24 +54,7 @@ void h_models_show(call *c)
         c->rs->status = 200;
 }
 
-/* Optional JSON body {"force": bool, "margin": number, "reason": text}. */
-static int read_body(call *c, ch_json **doc)
-{
-    ch_error err = {0};
-    *doc = NULL;
-    if (c->rq->body_len == 0)
-        return 1;
-    if (ch_json_parse(c->rq->body, c->rq->body_len, doc, &err) != CH_OK ||
-        ch_json_typeof(*doc) != CH_JSON_OBJECT) {
-        reply_error(c, 400, "bad_request",
-                    err.msg[0] != '\0' ? err.msg : "the body must be a JSON object", NULL);
-        ch_json_free(*doc);
-        *doc = NULL;
-        return 0;
-    }
-    return 1;
-}
-
+/* Bodies: optional JSON objects {"force": bool, "margin": number, "reason": text}. */
 static const char *body_reason(call *c, const ch_json *doc)
 {
     const ch_json *r = ch_json_get(doc, "reason");
@@ -94,7 +77,7 @@ void h_models_promote(call *c)
     char ref[32];
     ch_buf *b = &c->rs->body;
 
-    if (v == 0 || !read_body(c, &doc))
+    if (v == 0 || !body_object(c, &doc))
         return;
     memset(&o, 0, sizeof o);
     o.margin = ch_config_num(c->a->cfg, "train.promotion_margin");
@@ -159,7 +142,7 @@ void h_models_rollback(call *c)
     int64_t v = 0;
     const char *reason;
     ch_err rc;
-    if (!read_body(c, &doc))
+    if (!body_object(c, &doc))
         return;
     reason = body_reason(c, doc);
     if (reason != NULL) {

@@ -11,82 +11,18 @@
 #include "ch/rollout.h"
 #include "server.h"
 
-/* A JSON object body, or NULL for an empty one; 0 after replying 400. */
-static int object_body(call *c, ch_json **doc)
-{
-    ch_error err = {0};
-    *doc = NULL;
-    if (c->rq->body_len == 0)
-        return 1;
-    if (ch_json_parse(c->rq->body, c->rq->body_len, doc, &err) != CH_OK ||
-        ch_json_typeof(*doc) != CH_JSON_OBJECT) {
-        reply_error(c, 400, "bad_request",
-                    err.msg[0] != '\0' ? err.msg : "the body must be a JSON object", NULL);
-        ch_json_free(*doc);
-        *doc = NULL;
-        return 0;
-    }
-    return 1;
-}
-
-static int64_t id_param(call *c)
-{
-    char *end = NULL;
-    long long v = strtoll(c->param, &end, 10);
-    if (end == c->param || *end != '\0' || v <= 0) {
-        reply_error(c, 404, "not_found", "no such rollout", NULL);
-        return 0;
-    }
-    return (int64_t)v;
-}
-
-static void reply_rollout(call *c, int status, int64_t id)
-{
-    ch_error err = {0};
-    ch_buf tmp;
-    ch_err rc;
-    ch_buf_init(&tmp, (size_t)16 << 20);
-    pthread_mutex_lock(&c->a->reg_mu);
-    rc = ch_registry_rollouts_json(c->a->reg, id, 0, &tmp, &err);
-    pthread_mutex_unlock(&c->a->reg_mu);
-    if (rc != CH_OK) {
-        reply_err(c, rc, &err, NULL);
-    } else {
-        c->rs->status = status;
-        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
-    }
-    ch_buf_reset(&tmp);
-}
-
 void h_rollouts_list(call *c)
 {
-    const char *lim = http_query(c->rq, "limit");
-    long n = lim != NULL ? strtol(lim, NULL, 10) : 20;
-    ch_error err = {0};
-    ch_buf tmp;
-    ch_err rc;
-    if (n < 1 || n > 1000) {
-        reply_error(c, 400, "bad_request", "limit must be a whole number from 1 to 1000", "limit");
-        return;
-    }
-    ch_buf_init(&tmp, (size_t)64 << 20);
-    pthread_mutex_lock(&c->a->reg_mu);
-    rc = ch_registry_rollouts_json(c->a->reg, 0, (size_t)n, &tmp, &err);
-    pthread_mutex_unlock(&c->a->reg_mu);
-    if (rc != CH_OK) {
-        reply_err(c, rc, &err, NULL);
-    } else {
-        c->rs->status = 200;
-        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
-    }
-    ch_buf_reset(&tmp);
+    size_t n;
+    if (query_limit(c, 20, 1000, &n))
+        reply_store_list(c, 200, ch_registry_rollouts_json, 0, n);
 }
 
 void h_rollouts_show(call *c)
 {
-    int64_t id = id_param(c);
+    int64_t id = param_id(c, "rollout");
     if (id > 0)
-        reply_rollout(c, 200, id);
+        reply_store_list(c, 200, ch_registry_rollouts_json, id, 0);
 }
 
 /* {"candidate": 3 | "challenger", "steps": [5, 25, 100], "shadow": bool,
@@ -103,7 +39,7 @@ void h_rollouts_start(call *c)
     const char *reason = NULL;
     ch_err rc;
 
-    if (!object_body(c, &doc))
+    if (!body_object(c, &doc))
         return;
     v = ch_json_get(doc, "candidate");
     if (v == NULL) {
@@ -166,7 +102,7 @@ void h_rollouts_start(call *c)
         goto done;
     }
     rollout_wake(c->a);
-    reply_rollout(c, 201, id);
+    reply_store_list(c, 201, ch_registry_rollouts_json, id, 0);
 done:
     ch_json_free(doc);
 }
@@ -177,9 +113,9 @@ static void change(call *c, int op)
     const ch_json *v;
     const char *reason = NULL;
     ch_error err = {0};
-    int64_t id = id_param(c);
+    int64_t id = param_id(c, "rollout");
     ch_err rc;
-    if (id == 0 || !object_body(c, &doc))
+    if (id == 0 || !body_object(c, &doc))
         return;
     v = ch_json_get(doc, "reason");
     if (v != NULL && (reason = ch_json_str(v, NULL)) == NULL) {
@@ -201,7 +137,7 @@ static void change(call *c, int op)
         return;
     }
     rollout_wake(c->a);
-    reply_rollout(c, 200, id);
+    reply_store_list(c, 200, ch_registry_rollouts_json, id, 0);
 }
 
 void h_rollouts_pause(call *c)

@@ -214,6 +214,75 @@ void reply_store_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *)
         c->rs->status = 200;
 }
 
+void reply_store_list(call *c, int status, store_list_fn fn, int64_t id, size_t limit)
+{
+    ch_error err = {0};
+    ch_buf tmp;
+    ch_err rc;
+    /* Into a buffer of its own: a failure after part of the list was
+     * written must not leave that part in the reply. */
+    ch_buf_init(&tmp, (size_t)64 << 20);
+    pthread_mutex_lock(&c->a->reg_mu);
+    rc = fn(c->a->reg, id, limit, &tmp, &err);
+    pthread_mutex_unlock(&c->a->reg_mu);
+    if (rc != CH_OK) {
+        reply_err(c, rc, &err, NULL);
+    } else {
+        c->rs->status = status;
+        ch_buf_append(&c->rs->body, tmp.data, tmp.len);
+    }
+    ch_buf_reset(&tmp);
+}
+
+int body_object(call *c, ch_json **doc)
+{
+    ch_error err = {0};
+    *doc = NULL;
+    if (c->rq->body_len == 0)
+        return 1;
+    if (ch_json_parse(c->rq->body, c->rq->body_len, doc, &err) != CH_OK ||
+        ch_json_typeof(*doc) != CH_JSON_OBJECT) {
+        reply_error(c, 400, "bad_request",
+                    err.msg[0] != '\0' ? err.msg : "the body must be a JSON object", NULL);
+        ch_json_free(*doc);
+        *doc = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+int64_t param_id(call *c, const char *what)
+{
+    char *end = NULL;
+    long long v = strtoll(c->param, &end, 10);
+    if (end == c->param || *end != '\0' || v <= 0) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "no such %s", what);
+        reply_error(c, 404, "not_found", msg, NULL);
+        return 0;
+    }
+    return (int64_t)v;
+}
+
+int query_limit(call *c, size_t def, size_t max, size_t *out)
+{
+    const char *q = http_query(c->rq, "limit");
+    char *end = NULL;
+    long long v;
+    *out = def;
+    if (q == NULL)
+        return 1;
+    v = strtoll(q, &end, 10);
+    if (end == q || *end != '\0' || v < 1 || (unsigned long long)v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "'limit' must be a whole number from 1 to %zu", max);
+        reply_error(c, 400, "bad_request", msg, "limit");
+        return 0;
+    }
+    *out = (size_t)v;
+    return 1;
+}
+
 /* ---- served models ------------------------------------------------------- */
 
 static void served_free(served *m)

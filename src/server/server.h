@@ -210,6 +210,18 @@ void reply_err(call *c, ch_err rc, const ch_error *err, const char *field);
 /* 200 with what 'fn' writes from the store (under the store lock), or the
  * error it returns. */
 void reply_store_json(call *c, ch_err (*fn)(ch_registry *, ch_buf *, ch_error *));
+/* A store listing: entry 'id', or the latest 'limit' (0: all) of them. */
+typedef ch_err (*store_list_fn)(ch_registry *r, int64_t id, size_t limit, ch_buf *b, ch_error *err);
+/* 'status' with what 'fn' writes (under the store lock), or its error. */
+void reply_store_list(call *c, int status, store_list_fn fn, int64_t id, size_t limit);
+/* The request's JSON object body in '*doc' (NULL when the body is empty);
+ * 0 after replying 400 for anything else. */
+int body_object(call *c, ch_json **doc);
+/* The path's {id}, a positive number; 0 after replying 404 "no such
+ * <what>". */
+int64_t param_id(call *c, const char *what);
+/* ?limit=N within [1, max] ('def' when absent); 0 after replying 400. */
+int query_limit(call *c, size_t def, size_t max, size_t *out);
 /* The HTTP status of a library error. */
 int status_of(ch_err rc);
 
