@@ -124,7 +124,7 @@ typedef struct version {
 
 typedef struct versions {
     version *v;
-    size_t n;
+    size_t n, cap;
 } versions;
 
 static void versions_free(versions *vs)
@@ -137,72 +137,78 @@ static void versions_free(versions *vs)
     memset(vs, 0, sizeof *vs);
 }
 
-/* Every registered version's bundle path, from the model listing. */
-static ch_err versions_load(ch_registry *reg, versions *vs, ch_error *err)
+/* Appends the entry of version 'v', looked up in the registry; an
+ * unregistered version gets an entry that is never usable, so that it is
+ * looked up once. */
+static version *version_add(versions *vs, ch_registry *reg, int64_t v, ch_err *rc, ch_error *err)
 {
-    ch_buf b;
-    ch_json *doc = NULL;
-    ch_err rc;
-    ch_buf_init(&b, (size_t)256 << 20);
-    rc = ch_registry_models_json(reg, &b, err);
-    if (rc == CH_OK)
-        rc = ch_json_parse(b.data, b.len, &doc, err);
-    ch_buf_reset(&b);
-    if (rc != CH_OK)
-        return rc;
-    vs->v = ch_calloc(ch_json_len(doc) + 1, sizeof *vs->v);
-    if (vs->v == NULL)
-        rc = ch_error_set(err, CH_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == CH_OK && i < ch_json_len(doc); i++) {
-        const ch_json *m = ch_json_at(doc, i);
-        const char *path = ch_json_str(ch_json_get(m, "bundle"), NULL);
-        double v = 0;
-        if (path == NULL || ch_json_num(ch_json_get(m, "version"), &v) != 0)
-            continue;
-        vs->v[vs->n].version = (int64_t)v;
-        vs->v[vs->n].path = ch_strdup(path);
-        if (vs->v[vs->n++].path == NULL)
-            rc = ch_error_set(err, CH_ENOMEM, "out of memory");
+    char ref[24], path[4096];
+    ch_error e2 = {0};
+    ch_err lr;
+    version *e;
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 8;
+        version *nv = ch_realloc(vs->v, cap * sizeof *nv);
+        if (nv == NULL) {
+            *rc = ch_error_set(err, CH_ENOMEM, "out of memory");
+            return NULL;
+        }
+        vs->v = nv;
+        vs->cap = cap;
     }
-    ch_json_free(doc);
-    return rc;
+    e = &vs->v[vs->n];
+    memset(e, 0, sizeof *e);
+    e->version = v;
+    snprintf(ref, sizeof ref, "%lld", (long long)v);
+    lr = ch_registry_resolve(reg, ref, NULL, path, sizeof path, &e2);
+    if (lr == CH_OK && (e->path = ch_strdup(path)) == NULL)
+        lr = CH_ENOMEM;
+    if (lr == CH_ENOTFOUND) {
+        e->tried = 1; /* not registered: its predictions are skipped */
+    } else if (lr != CH_OK) {
+        *rc = lr == CH_ENOMEM ? ch_error_set(err, lr, "out of memory")
+                              : ch_error_set(err, lr, "version %lld: %s", (long long)v, e2.msg);
+        return NULL;
+    }
+    vs->n++;
+    return e;
 }
 
-/* The entry of 'version' with its bundle loaded, or NULL when it is not
- * registered. A bundle that does not load, or whose schema is not the
- * champion's, leaves the entry unusable (its predictions are skipped). */
-static version *version_get(versions *vs, int64_t v, const char *schema_hash, ch_err *rc,
-                            ch_error *err)
+/* The entry of 'version' with its bundle loaded. A version that is not
+ * registered, whose bundle does not load, or whose schema is not the
+ * champion's, is unusable (its predictions are skipped). */
+static version *version_get(versions *vs, ch_registry *reg, int64_t v, const char *schema_hash,
+                            ch_err *rc, ch_error *err)
 {
-    for (size_t i = 0; i < vs->n; i++) {
-        version *e = &vs->v[i];
-        if (e->version != v)
-            continue;
-        if (!e->tried) {
-            ch_error e2 = {0};
-            ch_err lr = ch_bundle_load(e->path, NULL, &e->bundle, &e2);
-            e->tried = 1;
-            if (lr == CH_ENOMEM) {
-                *rc = ch_error_set(err, CH_ENOMEM, "out of memory");
-                return NULL;
-            }
-            e->usable = lr == CH_OK &&
-                        strcmp(ch_schema_hash(ch_bundle_schema(e->bundle)), schema_hash) == 0;
+    version *e = NULL;
+    for (size_t i = 0; i < vs->n && e == NULL; i++)
+        if (vs->v[i].version == v)
+            e = &vs->v[i];
+    if (e == NULL && (e = version_add(vs, reg, v, rc, err)) == NULL)
+        return NULL;
+    if (!e->tried) {
+        ch_error e2 = {0};
+        ch_err lr = ch_bundle_load(e->path, NULL, &e->bundle, &e2);
+        e->tried = 1;
+        if (lr == CH_ENOMEM) {
+            *rc = ch_error_set(err, CH_ENOMEM, "out of memory");
+            return NULL;
         }
-        return e;
+        e->usable =
+            lr == CH_OK && strcmp(ch_schema_hash(ch_bundle_schema(e->bundle)), schema_hash) == 0;
     }
-    return NULL;
+    return e;
 }
 
 /* Sorts the collected rows into used and skipped; counts them. */
-static ch_err classify(collect *c, versions *vs, const ch_schema *schema, ch_value *vals,
-                       ch_retrain_result *res, ch_error *err)
+static ch_err classify(collect *c, versions *vs, ch_registry *reg, const ch_schema *schema,
+                       ch_value *vals, ch_retrain_result *res, ch_error *err)
 {
     const char *hash = ch_schema_hash(schema);
     for (size_t i = 0; i < c->n; i++) {
         label *l = &c->rows[i];
         ch_err rc = CH_OK;
-        version *e = l->version > 0 ? version_get(vs, l->version, hash, &rc, err) : NULL;
+        version *e = l->version > 0 ? version_get(vs, reg, l->version, hash, &rc, err) : NULL;
         if (rc != CH_OK)
             return rc;
         if (e == NULL || !e->usable) {
@@ -587,10 +593,8 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
         res.base_rows = ch_frame_n_rows(base);
     }
 
-    /* 2. The labelled predictions: bundle paths first, then one scan that
-     * only copies, then decoding. */
-    if ((rc = versions_load(reg, &vs, err)) != CH_OK)
-        goto done;
+    /* 2. The labelled predictions: one scan that only copies, then
+     * decoding with each version's bundle, looked up after the scan. */
     {
         ch_prediction_query q;
         memset(&q, 0, sizeof q);
@@ -602,7 +606,7 @@ ch_err ch_retrain_run(ch_registry *reg, const ch_retrain_opts *o, ch_retrain_res
         if (rc != CH_OK)
             goto done;
     }
-    if ((rc = classify(&col, &vs, schema, vals, &res, err)) != CH_OK)
+    if ((rc = classify(&col, &vs, reg, schema, vals, &res, err)) != CH_OK)
         goto done;
     if (res.label_rows < o->min_labels) {
         rc = ch_error_set(err, CH_EDATA,
