@@ -21,7 +21,8 @@
 # Settings with an environment variable (docs/config.md) can be given as
 # such. Arguments are passed on to `churn serve` after everything above,
 # so they win (e.g. --set monitor.interval_s=60). A first argument `setup`
-# runs the first-start steps and exits (a Kubernetes init container); any
+# runs the first-start steps, with CHURN_BOOTSTRAP defaulting to 1, and
+# exits (a Kubernetes init container); any
 # other first argument that is not an option runs that churn command
 # instead: `podman run IMAGE models list`.
 set -euo pipefail
@@ -41,15 +42,16 @@ fi
 [ -n "${CHURN_ACCESS_LOG:-}" ] && sets+=(--set "serve.access_log=$CHURN_ACCESS_LOG")
 
 mode=serve
+bootstrap=${CHURN_BOOTSTRAP:-0}
 case "${1:-}" in
 "" | -*) ;;
-setup) mode=setup; shift ;;
+setup) mode=setup; bootstrap=${CHURN_BOOTSTRAP:-1}; shift ;;
 *) exec "$churn" "$@" ;;
 esac
 
 get() { "$churn" config get "$1" "${sets[@]}"; }
 
-if [ "${CHURN_BOOTSTRAP:-0}" = 1 ] && ! "$churn" models show champion "${sets[@]}" >/dev/null 2>&1; then
+if [ "$bootstrap" = 1 ] && ! "$churn" models show champion "${sets[@]}" >/dev/null 2>&1; then
     work=$(get workdir)
     data=$(get data.path)
     if [ -z "$data" ]; then
