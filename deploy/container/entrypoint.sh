@@ -24,9 +24,10 @@
 # runs the first-start steps, with CHURN_BOOTSTRAP defaulting to 1, and
 # exits (a Kubernetes init container); any
 # other first argument that is not an option runs that churn command
-# instead: `podman run IMAGE models list`.
+# instead: `podman run IMAGE models list`. CHURN_BIN names the binary
+# (tests/cli/test_deploy.sh runs this script on build/churn).
 set -euo pipefail
-churn=/usr/local/bin/churn
+churn=${CHURN_BIN:-/usr/local/bin/churn}
 
 sets=()
 if [ -n "${CHURN_SETTINGS_FILE:-}" ]; then
