@@ -10,7 +10,9 @@
 #  - deploy/compose.yml (docker-compose config) and the configurations it
 #    mounts (promtool, amtool);
 #  - the Grafana dashboard against @grafana/schema, every query through
-#    promtool, and every metric it uses exported by the server.
+#    promtool and then in a real Prometheus scraping that server (no
+#    evaluation error; the core panels have data), and every metric it uses
+#    exported by the server.
 . "$(dirname "$0")/lib.sh"
 D="$(cd "$(dirname "$0")/../.." && pwd)"
 CF=$D/deploy/container/Containerfile
@@ -155,10 +157,7 @@ else
     grep -q '"path":"/readyz"' "$T/serve.err" && pass "the access log goes to standard error" \
         || fail "the access log goes to standard error" "$(tail -c 300 "$T/serve.err")"
 fi
-kill -TERM $srv 2>/dev/null
-wait $srv
-rc=$?
-[ $rc -eq 0 ] && pass "SIGTERM stops the server cleanly" || fail "SIGTERM stops the server cleanly" "exit $rc"
+# (the server keeps running for the dashboard's queries below)
 
 # ---- Kubernetes -----------------------------------------------------------
 if [ $have_node = 1 ]; then
@@ -278,7 +277,47 @@ if [ $have_node = 1 ]; then
     else
         fail "the dashboard's metrics are the server's" "no metric list or no /metrics from the server"
     fi
+    # The queries in a real Prometheus scraping the server above every
+    # second: every one evaluates without error ("health ok" as a recording
+    # rule), and those of the panels that must show data after a prediction
+    # return samples.
+    if [ $have_prom = 1 ] && [ -n "$port" ] && [ -s "$T/dash.rules.yml" ]; then
+        if timeout 60 python3 - "$D/tests/http" "$T" "$port" "$T/dash.rules.yml" >"$T/prom.out" 2>&1 <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from alerting import Prometheus
+workdir, port, rules_path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+must = ["Requests by route", "Latency by route (p50, p99)", "Served model", "Uptime",
+        "Predictions by label", "Predictions by model version", "Score distribution over time",
+        "Score distribution (time range)", "Log queue", "Log writes, drops, errors"]
+n = open(rules_path).read().count("record:")
+with Prometheus(workdir, "127.0.0.1:%d" % port, rules_path) as prom:
+    prom.wait_scraped('churn_prediction_score_count > 0')
+    time.sleep(2.5)  # a second and third scrape, for rate() and increase()
+    rules = prom.wait_rules_healthy(n, timeout=20)
+    empty_must, data = [], 0
+    for r in rules:
+        got = prom.query(r["name"])
+        data += bool(got)
+        if not got and any(r["labels"]["panel"].endswith('"%s"' % t) for t in must):
+            empty_must.append("%s %s" % (r["labels"]["panel"], r["labels"]["ref"]))
+    print("%d queries evaluated, health ok; %d return data" % (len(rules), data))
+    if empty_must:
+        print("no data: " + "; ".join(empty_must))
+        sys.exit(1)
+PY
+        then
+            pass "Prometheus: $(tail -n 1 "$T/prom.out"), all of the core panels"
+        else
+            fail "the dashboard's queries in a real Prometheus" "$(tail -c 1500 "$T/prom.out")"
+        fi
+    fi
 fi
+
+kill -TERM $srv 2>/dev/null
+wait $srv
+rc=$?
+[ $rc -eq 0 ] && pass "SIGTERM stops the server cleanly" || fail "SIGTERM stops the server cleanly" "exit $rc"
 
 check_grep "docs/deploy.md is in README's docs list" '\(docs/deploy\.md\)' "$D/README.md"
 finish
