@@ -178,7 +178,7 @@ static const ch_setting settings[] = {
      "candidate p99 scoring latency allowed, as a multiple of the champion's (plus 2 ms)"},
     {"rollout.max_score_psi", CH_SET_NUMBER, "0.25", 0.001, 10, NULL,
      "PSI allowed between the candidate's live scores and those of its own test set"},
-    {"rollout.max_arms_psi", CH_SET_NUMBER, "1", 0, 10, NULL,
+    {"rollout.max_arms_psi", CH_SET_NUMBER, "3", 0, 10, NULL,
      "PSI allowed between the candidate's and the champion's live scores (0: no limit)"},
     {"rollout.max_estimate_drop", CH_SET_NUMBER, "0.05", 0, 1, NULL,
      "label-free estimated ROC AUC the candidate may lose against its own reference"},

@@ -182,11 +182,16 @@ try:
         return None
 
     steps_seen = []
+    psi_seen = {}  # (rollout, gate): the largest value its checks showed
 
     def watch_steps():
         while not traffic.stop:
             st, rs, _ = srv.request("GET", "/v1/rollouts", token=sci)
             if st == 200 and rs:
+                for ck in (rs[0].get("last_evaluation") or {}).get("checks") or []:
+                    if ck["gate"] in ("arms_psi", "score_psi") and ck["value"] is not None:
+                        k = (rs[0]["id"], ck["gate"])
+                        psi_seen[k] = max(psi_seen.get(k, 0), ck["value"])
                 key = (rs[0]["state"], rs[0]["step"])
                 if not steps_seen or steps_seen[-1] != key:
                     steps_seen.append(key)
@@ -255,6 +260,8 @@ try:
     t.check("churn audit verify: the chain is intact", p.returncode == 0, p.stdout + p.stderr)
     lat = sorted(traffic.lat)
     print("timeline:\n" + "\n".join("  %6.1f s  %s" % e for e in timeline))
+    print("largest score shifts the gates saw: " + ", ".join(
+        "rollout %d %s %.3f" % (k[0], k[1], v) for k, v in sorted(psi_seen.items())))
     print("traffic: %d predictions in %d batches of %d, each followed by its feedback; "
           "batch latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d failed"
           % (traffic.sent, len(lat), BATCH, 1e3 * lat[len(lat) // 2],
