@@ -8,7 +8,9 @@ import { ApiError, can, login, logout, session } from './api.js';
 import { renderAudit } from './audit.js';
 import { renderBatch } from './batch.js';
 import { renderModels } from './models.js';
+import { renderMonitor } from './monitor.js';
 import { renderPredict, resetPredict } from './predict.js';
+import { renderRollouts } from './rollouts.js';
 import { clear, el, errorBox } from './ui.js';
 
 // The views: fragment, title, the permission that the nav checks, and the
@@ -18,6 +20,8 @@ const VIEWS = [
   { id: 'predict', title: 'Predict', perm: 'predict', render: renderPredict },
   { id: 'batch', title: 'Batch', perm: 'predict', render: renderBatch },
   { id: 'models', title: 'Models', perm: 'models:read', render: renderModels },
+  { id: 'monitor', title: 'Monitoring', perm: 'monitor', render: renderMonitor },
+  { id: 'rollouts', title: 'Rollouts', perm: 'monitor', render: renderRollouts },
   { id: 'users', title: 'Users and keys', perm: 'users', render: renderAdmin },
   { id: 'audit', title: 'Audit', perm: 'audit', render: renderAudit },
 ];

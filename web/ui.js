@@ -110,7 +110,7 @@ export function barChart(items, opts = {}) {
 export function lineChart(series, opts = {}) {
   const W = 520;
   const H = 180;
-  const pad = 34;
+  const pad = 44;
   const pts = series.flatMap((s) => s.points);
   if (pts.length === 0) return el('p', { class: 'note' }, 'no points yet');
   const xs = pts.map((p) => p[0]);

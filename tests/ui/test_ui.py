@@ -17,14 +17,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "http"))
-from common import PASSWORDS, Server, Suite, Workspace  # noqa: E402
+from common import PASSWORDS, Server, Suite, Workspace, customers  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 t = Suite("ui")
+
+
+def wait(cond, timeout_s):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def need(name, ok, why):
@@ -50,7 +60,10 @@ try:
     data = ws.train(rows=2000, seed=11)
     ws.train(rows=1500, seed=12)  # v2, the challenger
     ws.add_users()
-    srv = Server(ws)
+    drifted = os.path.join(ws.dir, "price.csv")
+    ws.churn("simulate", "--rows", "600", "--seed", "23", "--drift", "price", "-o", drifted)
+    srv = Server(ws, "--set", "monitor.min_rows=100", "--set", "monitor.min_labels=100",
+                 "--set", "rollout.eval_s=1")
 
     # ---- the static files over plain HTTP ------------------------------------------
     st, body, hdr = srv.request("GET", "/")
@@ -98,6 +111,37 @@ try:
             and cols["Churn"]["kind"] == "target", (st, doc))
     st, _, _ = srv.request("GET", "/v1/schema")
     t.check("GET /v1/schema without credentials: 401", st == 401, st)
+
+    # ---- monitoring results and a rollout for the views to show ---------------------------
+    # 600 customers after a price rise, the outcomes of 300 of them, one
+    # monitoring run; then a shadow rollout of v2 (the champion answers
+    # everyone, so the batch below is scored by v1 alone).
+    with open(drifted, newline="") as f:
+        labels = [row["Churn"] == "Yes" for row in csv.DictReader(f)]
+    people = customers(drifted, 600)
+    ids = []
+    for i in range(0, 600, 200):
+        st, doc, _ = srv.request("POST", "/v1/predict/batch?k=0", people[i:i + 200],
+                                 token=tok["service"])
+        ids += [p["prediction_id"] for p in doc["predictions"]]
+    for pid, churned in list(zip(ids, labels))[:300]:
+        srv.request("POST", "/v1/feedback", {"prediction_id": pid, "churned": churned,
+                                             "observed_date": "2026-12-01"}, token=tok["service"])
+    time.sleep(1.1)  # results are timed to the second: start after the last feedback
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    srv.request("POST", "/v1/monitor/run", token=tok["scientist"])
+    ready = lambda: all(  # noqa: E731
+        (lambda r: r[0] == 200 and r[1]["computed_at"] >= start and r[1]["predictions"] == 600)(
+            srv.request("GET", "/v1/monitor/" + k, token=tok["analyst"]))
+        for k in ("drift", "decay", "estimate"))
+    t.check("monitoring results over the 600 served customers", wait(ready, 30), start)
+    st, ro, _ = srv.request("POST", "/v1/rollouts", {"candidate": 2, "steps": [10, 100],
+                                                     "shadow": True, "reason": "ui test"},
+                            token=tok["scientist"])
+    t.check("a shadow rollout of v2 started", st == 201 and ro["state"] == "shadow", (st, ro))
+    t.check("the rollout has been evaluated", wait(lambda: srv.request(
+        "GET", "/v1/rollouts/%d" % ro["id"], token=tok["analyst"])[1]["last_evaluation"]
+        is not None, 15), ro)
 
     # ---- the browser -------------------------------------------------------------------
     # 600 customers and one that cannot be read (an unknown gender).
@@ -157,13 +201,19 @@ try:
                 and got[5]["field"] == "gender", got[5:6])
     else:
         t.check("the browser saved the batch results", False, "no download reported")
-    st, doc, _ = srv.request("GET", "/v1/audit?limit=50", token=tok["admin"])
+    st, doc, _ = srv.request("GET", "/v1/audit?limit=1000", token=tok["admin"])
     acts = [(e["actor"], e["action"], e.get("to"), e.get("reason")) for e in doc]
     t.check("the audit log has the promotion by scientist1 and the rollback by admin1",
             ("scientist1", "promote", 2, "promoted from the UI test") in acts
             and any(a[:3] == ("admin1", "rollback", 1) for a in acts), acts)
     t.check("the analyst's refused promotion changed nothing",
             not any(a[0] == "analyst1" for a in acts), acts)
+    st, doc, _ = srv.request("GET", "/v1/rollouts/%d" % ro["id"], token=tok["analyst"])
+    t.check("the rollout was aborted from the page, by scientist1",
+            st == 200 and doc["state"] == "aborted", (st, doc))
+    t.check("the page's pause, resume and abort are audited as scientist1",
+            [a[1] for a in acts if a[0] == "scientist1" and a[1].startswith("rollout")][-3:]
+            == ["rollout-pause", "rollout-resume", "rollout-abort"], acts)
     with open(os.path.join(ws.dir, "access.log")) as f:
         log = [json.loads(x) for x in f if x.strip()]
     t.check("the access log has the analyst's 403 on the promotion and on the audit log",
@@ -174,7 +224,8 @@ try:
             [e for e in log if e.get("status") == 403][:4])
     t.check("the screenshots were saved",
             all(os.path.getsize(os.path.join(shots, "ui-%s.png" % n)) > 5000
-                for n in ("login", "predict", "batch", "refused", "models", "audit", "users")),
+                for n in ("login", "predict", "batch", "refused", "models", "audit", "users",
+                          "monitor", "rollouts")),
             sorted(os.listdir(shots)))
 except Exception as e:  # a failed set-up is a failure, never a skip
     t.check("the suite ran to the end", False, repr(e))

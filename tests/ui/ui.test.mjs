@@ -81,8 +81,7 @@ try {
     (await page.textContent('#who-role')) === 'analyst', await page.textContent('#who-role'));
   const nav = await page.$$eval('#nav a', (as) => as.map((a) => a.dataset.view));
   check('the analyst\'s nav has the views the role may use, not users or audit',
-    nav.includes('predict') && nav.includes('batch') && nav.includes('models')
-    && !nav.includes('users') && !nav.includes('audit'), nav.join(','));
+    nav.join(',') === 'predict,batch,models,monitor,rollouts', nav.join(','));
   const stored = await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
   check('nothing is kept in localStorage, sessionStorage or cookies',
     stored[0] === 0 && stored[1] === 0 && stored[2] === '', JSON.stringify(stored));
@@ -209,6 +208,40 @@ try {
   check('models: the server refuses the analyst\'s promotion with 403',
     refused.status === 403 && refused.text.includes("role 'analyst' may not models:write"),
     JSON.stringify(refused));
+  // ---- monitoring and rollouts as analyst: read only ------------------------------------
+  const tokA = (await api('POST', '/v1/auth/token', '', { username: USERS.analyst[0], password: USERS.analyst[1] })).doc.access_token;
+  const drift = (await api('GET', '/v1/monitor/drift', tokA)).doc.result;
+  await page.click('#nav a[data-view=monitor]');
+  await page.waitForSelector('#drift-table');
+  const bars = await page.$$eval('#mon-drift svg.chart', (ss) => ss[0].querySelectorAll('rect.bar').length);
+  const alertBars = await page.$$eval('#mon-drift svg.chart rect.bar.alert', (rs) => rs.length);
+  check('monitoring: a PSI bar per feature, the drifted ones in alert colour',
+    bars === drift.columns.length && alertBars === drift.drifted.length && alertBars >= 1,
+    `${bars} bars, ${alertBars} alert, drifted ${drift.drifted}`);
+  const mc = drift.columns.find((c) => c.name === 'MonthlyCharges');
+  const mcRow = await page.$$eval('#drift-table tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  const shownRow = mcRow.find((r) => r[0] === 'MonthlyCharges');
+  check('monitoring: the price rise shows as drift of MonthlyCharges with the server\'s PSI',
+    shownRow && shownRow[5] === 'drift' && shownRow[2] === String(Number(mc.psi.toFixed(4))) && mc.status === 'drift',
+    JSON.stringify(shownRow) + ' ' + mc.psi);
+  check('monitoring: score drift, decay and the estimate are shown',
+    (await page.textContent('#mon-score')).startsWith('PSI ')
+    && (await page.$$('#mon-decay svg.chart path.line')).length === 2
+    && (await page.textContent('#mon-estimate')).includes('estimated ROC AUC')
+    && (await page.$$('#mon-estimate svg.chart circle')).length >= 1, '');
+  check('monitoring: no run button for the analyst', (await page.$('#mon-run')) === null, '');
+  await shot(page, 'monitor');
+  await page.click('#nav a[data-view=rollouts]');
+  await page.waitForSelector('#ro-current');
+  const roText = await page.textContent('#ro-current');
+  const checks = await page.$$('#ro-checks tbody tr');
+  check('rollouts: the shadow rollout with its steps, arms and gate checks',
+    roText.includes('v2 against champion v1') && roText.includes('shadow') && checks.length >= 5
+    && (await page.$$('#ro-arms tbody tr')).length === 2, `${roText.slice(0, 200)} ${checks.length}`);
+  check('rollouts: no pause or abort for the analyst',
+    (await page.$('#ro-pause')) === null && (await page.$('#ro-abort')) === null, '');
+  await shot(page, 'rollouts');
+
   // A view the nav hides, opened by its address: the page shows the 403.
   const [aresp] = await Promise.all([
     page.waitForResponse((r) => r.url().includes('/v1/audit')),
@@ -234,9 +267,30 @@ try {
   check('a reload logs out (the token was in memory only)',
     await page.isVisible('#login-view') && await page.isHidden('#who'), '');
 
-  // ---- registry as scientist: promote v2, as admin: roll back --------------------------
+  // ---- rollouts and monitoring as scientist: pause, resume, abort; run now ----------------
   await login(page, 'scientist');
   await page.waitForSelector('#who:not([hidden])');
+  const tokS = (await api('POST', '/v1/auth/token', '', { username: USERS.scientist[0], password: USERS.scientist[1] })).doc.access_token;
+  const roState = async () => (await api('GET', '/v1/rollouts', tokS)).doc[0].state;
+  await page.evaluate(() => { location.hash = '#rollouts'; });
+  for (const [button, want] of [['#ro-pause', 'paused'], ['#ro-resume', 'shadow'], ['#ro-abort', 'aborted']]) {
+    await page.click(button);
+    // A locator, not waitForFunction: that evaluates a string, which the CSP refuses.
+    await page.locator('#ro-status .ok', { hasText: new RegExp(': ' + want + '$') }).waitFor();
+    const st = await roState();
+    check(`rollouts: ${button.slice(4)} from the page; the server has it ${want}`, st === want, st);
+  }
+  check('rollouts: an ended rollout has no buttons', (await page.$('#ro-pause, #ro-resume, #ro-abort')) === null, '');
+  await page.evaluate(() => { location.hash = '#monitor'; });
+  await page.waitForSelector('#mon-run');
+  const [rresp] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/v1/monitor/run')),
+    page.click('#mon-run'),
+  ]);
+  await page.waitForSelector('#mon-status .ok');
+  check('monitoring: the scientist starts a run (202)', rresp.status() === 202, rresp.status());
+
+  // ---- registry as scientist: promote v2, as admin: roll back --------------------------
   await page.evaluate(() => { location.hash = '#models'; });
   await page.waitForSelector('button.promote[data-version="2"]');
   await page.check('#promote-force');
@@ -244,7 +298,6 @@ try {
   await page.click('button.promote[data-version="2"]');
   await page.waitForSelector('#models-status .ok');
   const pmsg = await page.textContent('#models-status .ok');
-  const tokS = (await api('POST', '/v1/auth/token', '', { username: USERS.scientist[0], password: USERS.scientist[1] })).doc.access_token;
   let list = (await api('GET', '/v1/models', tokS)).doc;
   const champ = () => list.find((m) => (m.aliases || []).includes('champion'))?.version;
   check('models: the scientist promotes v2 and the server has it as champion',
