@@ -91,6 +91,7 @@ $('login-form').addEventListener('submit', async (ev) => {
 
 $('logout').addEventListener('click', () => {
   logout();
+  renderSeq++; // a view still loading is dropped
   resetPredict();
   history.replaceState(null, '', location.pathname);
   showLogin();

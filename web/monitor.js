@@ -172,7 +172,9 @@ export async function renderMonitor(root) {
       try {
         await call('POST', '/v1/monitor/run');
         status.append(el('p', { class: 'ok', role: 'status' }, 'Monitoring jobs started; the results follow in a few seconds.'));
-        setTimeout(load, 2000);
+        // Only while this view is still on the page: not after a logout
+        // or a move to another view.
+        setTimeout(() => root.isConnected && load(), 2000);
       } catch (e) {
         status.append(errorBox(e));
       }
