@@ -48,8 +48,9 @@ export async function renderAdmin(root) {
     clear(status);
     try {
       const doc = await call(method, path, body);
-      status.append(el('p', { class: 'ok', role: 'status' }, done), show ? show(doc) : '');
+      // Shown once the lists are reloaded, so that both agree.
       await load();
+      status.append(el('p', { class: 'ok', role: 'status' }, done), show ? show(doc) : '');
     } catch (e) {
       status.append(errorBox(e));
     }

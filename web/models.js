@@ -20,8 +20,9 @@ async function act(status, what, method, path, body, reload) {
           `champion's ${num(doc.champion_auc)} on its held-out rows${doc.forced ? ', forced' : ''})`
         : doc.message)
       : `rolled back: v${doc.champion} is champion`;
-    clear(status).append(el('p', { class: 'ok', role: 'status' }, text));
+    // Shown once the table is reloaded, so that both agree.
     await reload();
+    clear(status).append(el('p', { class: 'ok', role: 'status' }, text));
   } catch (e) {
     // The gate's refusal (409) carries both AUCs in its message.
     clear(status).append(errorBox(e));

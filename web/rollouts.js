@@ -50,15 +50,19 @@ export async function renderRollouts(root) {
   const status = el('div', { id: 'ro-status' });
   const body = el('div');
   const operator = can('operate');
+  // The outcome is shown once the list is reloaded, so that what the
+  // page says and what it lists agree.
   async function act(r, verb) {
+    let msg;
     clear(status);
     try {
       const doc = await call('POST', `/v1/rollouts/${r.id}/${verb}`, { reason: 'from the web UI' });
-      status.append(el('p', { class: 'ok', role: 'status' }, `rollout ${r.id}: ${doc.state}`));
+      msg = el('p', { class: 'ok', role: 'status' }, `rollout ${r.id}: ${doc.state}`);
     } catch (e) {
-      status.append(errorBox(e));
+      msg = errorBox(e);
     }
     await load();
+    status.append(msg);
   }
   async function load() {
     let list;

@@ -54,7 +54,7 @@ if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
 
 ws = Workspace()
 srv = None
-shots = os.environ.get("UI_SHOTS") or tempfile.mkdtemp(prefix="churn-ui-shots-")
+shots = os.path.abspath(os.environ.get("UI_SHOTS") or tempfile.mkdtemp(prefix="churn-ui-shots-"))
 out = tempfile.mkdtemp(prefix="churn-ui-out-")
 try:
     data = ws.train(rows=2000, seed=11)

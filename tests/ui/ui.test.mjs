@@ -41,8 +41,8 @@ async function login(page, role, password) {
   await page.click('#login-form button[type=submit]');
 }
 
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `ui-${name}.png`), fullPage: true });
+async function shot(page, name, fullPage = true) {
+  await page.screenshot({ path: join(SHOTS, `ui-${name}.png`), fullPage });
 }
 
 const browser = await chromium.launch({
@@ -328,7 +328,7 @@ try {
   check('audit: the UI\'s promotion (scientist, with its reason) and rollback (admin) are listed',
     audit.some((t) => t.includes(USERS.scientist[0]) && t.includes('promote') && t.includes('promoted from the UI test'))
     && audit.some((t) => t.includes(USERS.admin[0]) && t.includes('rollback')), audit.slice(0, 3).join(' | '));
-  await shot(page, 'audit');
+  await shot(page, 'audit', false); // the first screen: the log is long
 
   // ---- users and keys as admin ---------------------------------------------------------
   await page.evaluate(() => { location.hash = '#users'; });
