@@ -91,6 +91,9 @@ try:
     st2, body2, h2 = srv.request("GET", "/ui/app.js", headers={"If-None-Match": h["ETag"]})
     t.check("If-None-Match with the ETag: 304 without a body",
             st2 == 304 and not body2 and h2.get("ETag") == h["ETag"], (st2, h2))
+    st, _, h = srv.request("GET", "/")
+    st2, body2, _ = srv.request("GET", "/", headers={"If-None-Match": 'W/"x", ' + h["ETag"]})
+    t.check("GET / with its ETag in an If-None-Match list: 304", st2 == 304 and not body2, st2)
     st, doc, h = srv.request("GET", "/ui/secret.txt")
     t.check("an unknown file: 404 JSON, with the security headers",
             st == 404 and doc["error"] == "not_found" and "Content-Security-Policy" in h, (st, doc))
@@ -157,7 +160,8 @@ try:
         w.writerows(body_rows[:5] + [bad] + body_rows[5:])
     users = {role: [role + "1", pw] for role, pw in PASSWORDS.items()}
     env = dict(os.environ, UI_URL="http://127.0.0.1:%d" % srv.port, UI_USERS=json.dumps(users),
-               UI_BATCH=batch, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM)
+               UI_BATCH=batch, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
+               UI_WEB=os.path.join(os.path.dirname(os.path.dirname(HERE)), "web"))
     try:
         p = subprocess.run(["node", os.path.join(HERE, "ui.test.mjs")], env=env, cwd=HERE,
                            capture_output=True, text=True, timeout=240)

@@ -4,17 +4,18 @@
 //
 // Environment (set by test_ui.py): UI_URL (http://127.0.0.1:PORT), UI_USERS
 // (JSON {role: [user, password]}), UI_BATCH (a CSV file to upload),
-// UI_OUT (a directory for the downloaded results), UI_SHOTS (where the
+// UI_OUT (a directory for the downloaded results), UI_WEB (web/, to count
+// its files), UI_SHOTS (where the
 // screenshots go), CHROMIUM (the browser, default /usr/bin/chromium).
 //
 // Each check is printed as one JSON line {"name", "ok", "detail"}, which
 // test_ui.py counts; anything else on stdout is ignored by it.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const URL = process.env.UI_URL;
+const BASE = process.env.UI_URL;
 const USERS = JSON.parse(process.env.UI_USERS);
 const OUT = process.env.UI_OUT;
 const SHOTS = process.env.UI_SHOTS;
@@ -27,7 +28,7 @@ function check(name, ok, detail) {
 
 // A direct API call from Node, to check what the server holds.
 async function api(method, path, token, body) {
-  const r = await fetch(URL + path, {
+  const r = await fetch(BASE + path, {
     method,
     headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -59,14 +60,22 @@ try {
   page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text()); });
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.setDefaultTimeout(15000);
+  const loads = []; // [path, status] of every response, for the counts below
+  page.on('response', (r) => loads.push([new URL(r.url()).pathname, r.status()]));
 
   // ---- the page and login ------------------------------------------------------
-  const first = await page.goto(URL + '/');
+  const first = await page.goto(BASE + '/');
   const h = first.headers();
   check('GET / answers the page with the security headers', first.status() === 200
     && /script-src 'self'/.test(h['content-security-policy'] || '') && h['x-frame-options'] === 'DENY',
   JSON.stringify(h));
   await page.waitForSelector('#login-form');
+  await page.waitForLoadState('networkidle');
+  const files = readdirSync(process.env.UI_WEB).length;
+  const firstLoad = loads.filter(([p]) => p === '/' || p.startsWith('/ui/'));
+  check(`the first visit loads the ${files} files of web/, each once, all 200`,
+    firstLoad.length === files && new Set(firstLoad.map(([p]) => p)).size === files
+    && firstLoad.every(([, st]) => st === 200), JSON.stringify(firstLoad));
   await shot(page, 'login');
 
   await login(page, 'analyst', 'not-the-password');
@@ -262,8 +271,16 @@ try {
 
   await login(page, 'scientist');
   await page.waitForSelector('#who:not([hidden])');
+  const before = loads.length;
   await page.reload();
   await page.waitForSelector('#login-form');
+  await page.waitForLoadState('networkidle');
+  const again = loads.slice(before).filter(([p]) => p === '/' || p.startsWith('/ui/'));
+  // Chromium asks for the page itself afresh on a reload; the script
+  // modules and the style sheet it revalidates.
+  check('a reload revalidates the scripts and the style sheet: 304',
+    again.length === files && again.every(([p, st]) => st === 304 || (p === '/' && st === 200)),
+    JSON.stringify(again));
   check('a reload logs out (the token was in memory only)',
     await page.isVisible('#login-view') && await page.isHidden('#who'), '');
 
@@ -345,13 +362,13 @@ try {
   await page.click('#key-form button');
   await page.waitForSelector('#new-key');
   const key = await page.textContent('#new-key');
-  const kr = await fetch(URL + '/v1/schema', { headers: { 'X-API-Key': key } });
+  const kr = await fetch(BASE + '/v1/schema', { headers: { 'X-API-Key': key } });
   check('keys: the new key is shown once and authenticates', key.startsWith('chk_') && kr.status === 200,
     `${key} ${kr.status}`);
   await shot(page, 'users');
   await page.click('#keys-table button.revoke');
   await page.waitForSelector('#admin-status .ok');
-  const kr2 = await fetch(URL + '/v1/schema', { headers: { 'X-API-Key': key } });
+  const kr2 = await fetch(BASE + '/v1/schema', { headers: { 'X-API-Key': key } });
   check('keys: revoking it from the page makes the server refuse it', kr2.status === 401, kr2.status);
   await page.click('#logout');
 
