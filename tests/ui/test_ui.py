@@ -48,6 +48,8 @@ need("chromium is installed", os.access(CHROMIUM, os.X_OK),
      CHROMIUM + " not found: run scripts/install-deps (Debian package chromium)")
 if not os.path.isdir(os.path.join(HERE, "node_modules", "playwright-core")):
     print("ui: tests/ui/node_modules is missing: npm ci (from package-lock.json)")
+    need("npm is installed", shutil.which("npm") is not None,
+         "npm not found: run scripts/install-deps (Debian package npm)")
     p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE,
                        capture_output=True, text=True)
     need("npm ci installs playwright-core", p.returncode == 0, p.stdout[-400:] + p.stderr[-800:])
