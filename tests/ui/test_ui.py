@@ -160,9 +160,15 @@ try:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows(body_rows[:5] + [bad] + body_rows[5:])
+    # A file whose header misspells a column.
+    batch_bad = os.path.join(ws.dir, "misspelt.csv")
+    with open(batch_bad, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["tenur" if h == "tenure" else h for h in header])
+        w.writerows(body_rows[:3])
     users = {role: [role + "1", pw] for role, pw in PASSWORDS.items()}
     env = dict(os.environ, UI_URL="http://127.0.0.1:%d" % srv.port, UI_USERS=json.dumps(users),
-               UI_BATCH=batch, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
+               UI_BATCH=batch, UI_BATCH_BAD=batch_bad, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
                UI_WEB=os.path.join(os.path.dirname(os.path.dirname(HERE)), "web"))
     try:
         p = subprocess.run(["node", os.path.join(HERE, "ui.test.mjs")], env=env, cwd=HERE,
