@@ -18,6 +18,13 @@ const PERMS = {
   service: ['predict', 'feedback'],
 };
 
+// Called when the server refuses the token a call carried (401): it has
+// expired, or the server's token secret changed. app.js ends the session.
+let onSessionEnd = () => {};
+export function setSessionEndHandler(fn) {
+  onSessionEnd = fn;
+}
+
 export class ApiError extends Error {
   constructor(status, doc, fallback) {
     const msg = doc && typeof doc.message === 'string' ? doc.message : fallback;
@@ -66,7 +73,11 @@ export async function call(method, path, body) {
     throw new ApiError(0, null, 'the server cannot be reached');
   }
   const doc = parse(await r.text());
-  if (!r.ok) throw new ApiError(r.status, doc, r.statusText || 'request failed');
+  if (!r.ok) {
+    const e = new ApiError(r.status, doc, r.statusText || 'request failed');
+    if (r.status === 401 && headers.Authorization) onSessionEnd(e);
+    throw e;
+  }
   return doc;
 }
 
@@ -90,8 +101,9 @@ export function logout() {
 export function uploadCsv(path, file, onProgress) {
   return new Promise((resolve, reject) => {
     const x = new XMLHttpRequest();
+    const sent = token !== null;
     x.open('POST', path);
-    if (token !== null) x.setRequestHeader('Authorization', 'Bearer ' + token);
+    if (sent) x.setRequestHeader('Authorization', 'Bearer ' + token);
     x.setRequestHeader('Content-Type', 'text/csv');
     x.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total, false);
@@ -102,7 +114,9 @@ export function uploadCsv(path, file, onProgress) {
         onProgress(1, true);
         resolve(doc);
       } else {
-        reject(new ApiError(x.status, doc, x.statusText || 'upload failed'));
+        const e = new ApiError(x.status, doc, x.statusText || 'upload failed');
+        if (x.status === 401 && sent) onSessionEnd(e);
+        reject(e);
       }
     };
     x.onerror = () => reject(new ApiError(0, null, 'the server cannot be reached'));

@@ -4,7 +4,7 @@
 // without losing the in-memory token.
 
 import { renderAdmin } from './admin.js';
-import { ApiError, can, login, logout, session } from './api.js';
+import { ApiError, can, login, logout, session, setSessionEndHandler } from './api.js';
 import { renderAudit } from './audit.js';
 import { renderBatch } from './batch.js';
 import { renderModels } from './models.js';
@@ -69,6 +69,7 @@ function showLogin() {
   $('who').hidden = true;
   $('login-view').hidden = false;
   $('login-pass').value = '';
+  $('login-error').textContent = '';
   $('login-user').focus();
 }
 
@@ -89,12 +90,22 @@ $('login-form').addEventListener('submit', async (ev) => {
   route();
 });
 
-$('logout').addEventListener('click', () => {
+function endSession() {
   logout();
   renderSeq++; // a view still loading is dropped
   resetPredict();
   history.replaceState(null, '', location.pathname);
   showLogin();
+}
+
+$('logout').addEventListener('click', endSession);
+
+// A token the server no longer takes (expired, or its secret changed):
+// back to the login form, saying why.
+setSessionEndHandler((err) => {
+  if (session() === null) return;
+  endSession();
+  $('login-error').textContent = `Your session ended (${err.toString()}); log in again.`;
 });
 
 window.addEventListener('hashchange', route);

@@ -13,6 +13,7 @@ to a temporary directory, or to UI_SHOTS (docs/img for the documentation).
 import csv
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -64,8 +65,9 @@ try:
     ws.add_users()
     drifted = os.path.join(ws.dir, "price.csv")
     ws.churn("simulate", "--rows", "600", "--seed", "23", "--drift", "price", "-o", drifted)
-    srv = Server(ws, "--set", "monitor.min_rows=100", "--set", "monitor.min_labels=100",
-                 "--set", "rollout.eval_s=1")
+    flags = ["--set", "monitor.min_rows=100", "--set", "monitor.min_labels=100",
+             "--set", "rollout.eval_s=1"]
+    srv = Server(ws, *flags)
 
     # ---- the static files over plain HTTP ------------------------------------------
     st, body, hdr = srv.request("GET", "/")
@@ -170,27 +172,65 @@ try:
     env = dict(os.environ, UI_URL="http://127.0.0.1:%d" % srv.port, UI_USERS=json.dumps(users),
                UI_BATCH=batch, UI_BATCH_BAD=batch_bad, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
                UI_WEB=os.path.join(os.path.dirname(os.path.dirname(HERE)), "web"))
-    try:
-        p = subprocess.run(["node", os.path.join(HERE, "ui.test.mjs")], env=env, cwd=HERE,
-                           capture_output=True, text=True, timeout=240)
-        lines, rc, err = p.stdout.splitlines(), p.returncode, p.stderr
-    except subprocess.TimeoutExpired as e:
-        lines, rc, err = (e.stdout or b"").decode().splitlines(), -1, "timed out after 240 s"
+    # The script's lines are read as they come (it asks for a server restart
+    # midway and waits for the answer on its stdin), with a deadline.
     download = None
     n_checks = 0
-    for line in lines:
+
+    def restart():
+        # Same port and store, a new token secret: every token issued so far
+        # is refused.
+        global srv
+        port = srv.port
+        srv.stop()
+        os.remove(os.path.join(ws.dir, "jwt.secret"))
+        srv = Server(ws, *flags, "--port", str(port))
+
+    def handle(line):
+        global download, n_checks
         try:
             r = json.loads(line)
         except ValueError:
             print("    " + line)
-            continue
+            return
         if "download" in r:
             download = r["download"]
+        elif "restart" in r:
+            restart()
+            node.stdin.write(b"restarted\n")
+            node.stdin.flush()
         else:
             n_checks += 1
             t.check("browser: " + r["name"], r["ok"], r["detail"])
+
+    err_path = os.path.join(ws.dir, "node.stderr")
+    with open(err_path, "wb") as err_file:
+        node = subprocess.Popen(["node", os.path.join(HERE, "ui.test.mjs")], env=env, cwd=HERE,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file)
+        deadline, pending, timed_out = time.time() + 300, b"", False
+        while True:
+            if time.time() > deadline:
+                node.kill()
+                timed_out = True
+                break
+            ready, _, _ = select.select([node.stdout], [], [], 1.0)
+            if not ready:
+                continue
+            chunk = os.read(node.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                handle(line.decode(errors="replace"))
+        rc = node.wait()
+    with open(err_path, errors="replace") as f:
+        err = f.read()
     t.check("browser: the session ran (node exit 0, all checks reported)",
-            rc == 0 and n_checks >= 30, "exit %s, %d checks: %s" % (rc, n_checks, err[-1500:]))
+            rc == 0 and not timed_out and n_checks >= 30,
+            "exit %s%s, %d checks: %s" % (rc, ", timed out after 300 s" if timed_out else "",
+                                          n_checks, err[-1500:]))
+    tok = {role: srv.token(role) for role in PASSWORDS}  # the restart made new ones necessary
 
     # ---- what the browser did, seen from the server --------------------------------------
     if download:

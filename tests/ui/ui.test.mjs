@@ -14,6 +14,7 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.UI_URL;
@@ -41,6 +42,16 @@ async function login(page, role, password) {
   await page.fill('#login-user', USERS[role][0]);
   await page.fill('#login-pass', password ?? USERS[role][1]);
   await page.click('#login-form button[type=submit]');
+}
+
+// Asks test_ui.py to restart the server with a new token secret (same
+// port, same store) and waits until it has.
+const stdinLines = createInterface({ input: process.stdin });
+function restartServer() {
+  return new Promise((resolve) => {
+    stdinLines.once('line', resolve);
+    process.stdout.write(JSON.stringify({ restart: true }) + '\n');
+  });
 }
 
 async function shot(page, name, fullPage = true) {
@@ -390,6 +401,21 @@ try {
     (await page.textContent('#who-role')) === 'analyst' && (await page.textContent('#who-name')) === 'ui-analyst', '');
   await page.click('#logout');
 
+  // ---- the server restarts with a new token secret: the session ends ------------------
+  await login(page, 'analyst');
+  await page.waitForSelector('#who:not([hidden])');
+  await restartServer();
+  await page.click('#nav a[data-view=models]');
+  await page.waitForSelector('#login-view:not([hidden])');
+  const ended = await page.textContent('#login-error');
+  check('a token the server no longer takes ends the session: the login form, with the 401',
+    ended.startsWith('Your session ended (401 unauthorized:') && (await page.isHidden('#nav')), ended);
+  await login(page, 'analyst');
+  await page.waitForSelector('#models-table, #pred-form');
+  check('logging in again works, and the error is gone',
+    (await page.textContent('#who-role')) === 'analyst' && (await page.textContent('#login-error')) === '', '');
+  await page.click('#logout');
+
   // The browser logs every refused request; these are the ones the test
   // provoked (wrong password, out-of-range value, the analyst twice).
   const failedLoads = [];
@@ -398,11 +424,12 @@ try {
     if (m) failedLoads.push(m[1]);
     return !m;
   });
-  check('the only failed requests are the ones provoked (401, 422, 400, 403, 403)',
-    failedLoads.join(',') === '401,422,400,403,403', failedLoads.join(','));
+  check('the only failed requests are the ones provoked (401, 422, 400, 403, 403, 401)',
+    failedLoads.join(',') === '401,422,400,403,403,401', failedLoads.join(','));
   check('no other console errors, no page errors or CSP violations', other.length === 0, other.join(' | '));
 } catch (e) {
   check('the browser session ran to the end', false, e.stack || e);
 } finally {
+  stdinLines.close();
   await browser.close();
 }
