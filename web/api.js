@@ -33,7 +33,7 @@ export class ApiError extends Error {
     this.error = doc && doc.error ? doc.error : 'http_' + status;
     this.field = doc && doc.field ? doc.field : null;
   }
-  // "403 forbidden: the role analyst lacks ..." as shown to the user.
+  // "403 forbidden: role 'analyst' may not audit", as shown to the user.
   toString() {
     return this.status + ' ' + this.error + ': ' + this.message;
   }

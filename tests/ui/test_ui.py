@@ -13,6 +13,7 @@ to a temporary directory, or to UI_SHOTS (docs/img for the documentation).
 import csv
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -106,6 +107,24 @@ try:
         t.check("GET %s: 404" % path, st == 404, (st, doc))
     st, _, _ = srv.request("POST", "/ui/app.js", raw=b"x", ctype="text/plain")
     t.check("POST to a UI file: 405", st == 405, st)
+
+    # The page's copy of the permission matrix (which hides what a role may
+    # not do) is the table of docs/security.md, cell for cell.
+    top = os.path.dirname(os.path.dirname(HERE))
+    with open(os.path.join(top, "docs", "security.md")) as f:
+        rows = [ln.strip().strip("|").split("|") for ln in f
+                if re.match(r"\| (admin|scientist|analyst|service) \|", ln)]
+    with open(os.path.join(top, "docs", "security.md")) as f:
+        head = [ln for ln in f if ln.startswith("| Role | predict")][0].strip().strip("|").split("|")
+    perms = [h.strip() for h in head[1:]]
+    doc_matrix = {r[0].strip(): sorted(p for p, v in zip(perms, r[1:]) if v.strip() == "yes")
+                  for r in rows}
+    with open(os.path.join(top, "web", "api.js")) as f:
+        js = f.read()
+    js_matrix = {m.group(1): sorted(re.findall(r"'([a-z:]+)'", m.group(2)))
+                 for m in re.finditer(r"^  (\w+): \[([^\]]*)\],$", js, re.M)}
+    t.check("web/api.js has the permission matrix of docs/security.md",
+            len(doc_matrix) == 4 and js_matrix == doc_matrix, (js_matrix, doc_matrix))
 
     # ---- GET /v1/schema ---------------------------------------------------------------
     tok = {role: srv.token(role) for role in PASSWORDS}
