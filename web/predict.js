@@ -1,8 +1,9 @@
 // predict.js -- the single-prediction view: a form built from the served
 // model's schema (GET /v1/schema), scored with reasons and what-if actions
-// (POST /v1/predict?k=3&actions=2).
+// (POST /v1/predict?k=3&actions=2); then, once it is known, what the
+// customer did (POST /v1/feedback), which the monitoring measures decay on.
 
-import { call } from './api.js';
+import { call, can } from './api.js';
 import { badge, clear, el, errorBox, num, pct, table } from './ui.js';
 
 let schemaDoc = null; // cached per login: the schema only changes with the model's schema
@@ -62,6 +63,30 @@ function reasonBar(r) {
     `${r.points > 0 ? '+' : ''}${num(r.points, 1)} pts`);
 }
 
+// What the customer did, joined to this prediction by its id.
+function outcomeForm(predictionId) {
+  const churned = el('select', { id: 'fb-churned' },
+    el('option', { value: 'true' }, 'left (churned)'), el('option', { value: 'false' }, 'stayed'));
+  const date = el('input', { id: 'fb-date', type: 'date', value: new Date().toISOString().slice(0, 10) });
+  const status = el('div', { id: 'fb-status' });
+  const form = el('form', { class: 'card row', id: 'fb-form' },
+    el('strong', null, 'Outcome'), el('label', null, 'The customer ', churned),
+    el('label', null, 'observed on ', date), el('button', { type: 'submit' }, 'Record the outcome'), status);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clear(status);
+    try {
+      const r = await call('POST', '/v1/feedback',
+        { prediction_id: predictionId, churned: churned.value === 'true', observed_date: date.value });
+      status.append(el('span', { class: 'ok', role: 'status' },
+        `recorded: ${r.churned ? 'churned' : 'stayed'}`));
+    } catch (e) {
+      status.append(errorBox(e));
+    }
+  });
+  return form;
+}
+
 function renderResult(box, doc) {
   clear(box);
   box.append(
@@ -87,8 +112,8 @@ function renderResult(box, doc) {
         { head: 'Drop', cell: (a) => pct(a.drop) },
       ], doc.actions, { id: 'pred-actions' }),
     (doc.warnings || []).length ? el('p', { class: 'note' }, 'Warnings: ' + doc.warnings.join('; ')) : '',
-    el('p', { class: 'note' }, 'Prediction id ', el('code', null, doc.prediction_id),
-      ' (for feedback once the outcome is known).'));
+    el('p', { class: 'note' }, 'Prediction id ', el('code', null, doc.prediction_id), '.'),
+    can('feedback') ? outcomeForm(doc.prediction_id) : '');
   // Widths are set here, not in a style attribute: the CSP allows no inline styles.
   for (const f of box.querySelectorAll('.fill')) f.style.width = f.dataset.w + '%';
 }

@@ -194,6 +194,7 @@ try:
     # The script's lines are read as they come (it asks for a server restart
     # midway and waits for the answer on its stdin), with a deadline.
     download = None
+    feedback_for = []  # prediction ids the page recorded an outcome for
     n_checks = 0
 
     def restart():
@@ -214,6 +215,8 @@ try:
             return
         if "download" in r:
             download = r["download"]
+        elif "feedback" in r:
+            feedback_for.append(r["feedback"])
         elif "restart" in r:
             restart()
             node.stdin.write(b"restarted\n")
@@ -277,8 +280,13 @@ try:
     t.check("the audit log has the promotion by scientist1 and the rollback by admin1",
             ("scientist1", "promote", 2, "promoted from the UI test") in acts
             and any(a[:3] == ("admin1", "rollback", 1) for a in acts), acts)
+    t.check("the outcome recorded from the page is in the store, by analyst1",
+            len(feedback_for) == 1 and any(e["actor"] == "analyst1" and e["action"] == "feedback"
+                                           and e["target"] == feedback_for[0]
+                                           and e["details"] == {"churned": True} for e in doc),
+            (feedback_for, [e for e in doc if e["actor"] == "analyst1"]))
     t.check("the analyst's refused promotion changed nothing",
-            not any(a[0] == "analyst1" for a in acts), acts)
+            not any(a[0] == "analyst1" and a[1] != "feedback" for a in acts), acts)
     st, doc, _ = srv.request("GET", "/v1/rollouts/%d" % ro["id"], token=tok["analyst"])
     t.check("the rollout was aborted from the page, by scientist1",
             st == 200 and doc["state"] == "aborted", (st, doc))

@@ -150,6 +150,20 @@ try {
     await page.textContent('#pred-result .score'));
   await shot(page, 'predict');
 
+  await page.selectOption('#fb-churned', 'true');
+  await page.fill('#fb-date', '2026-12-01');
+  const [fresp] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/v1/feedback')),
+    page.click('#fb-form button[type=submit]'),
+  ]);
+  await page.waitForSelector('#fb-status .ok');
+  const fsent = JSON.parse(fresp.request().postData());
+  check('predict: the outcome is recorded as feedback on this prediction (201)',
+    fresp.status() === 201 && fsent.prediction_id === pred.prediction_id && fsent.churned === true
+    && fsent.observed_date === '2026-12-01'
+    && (await page.textContent('#fb-status .ok')) === 'recorded: churned', JSON.stringify(fsent));
+  process.stdout.write(JSON.stringify({ feedback: pred.prediction_id }) + '\n');
+
   await page.fill('#f-tenure', '-3');
   await page.click('#pred-form button[type=submit]');
   await page.waitForSelector('#pred-error .error');
