@@ -229,23 +229,32 @@ try:
     with open(err_path, "wb") as err_file:
         node = subprocess.Popen(["node", os.path.join(HERE, "ui.test.mjs")], env=env, cwd=HERE,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file)
-        deadline, pending, timed_out = time.time() + 300, b"", False
-        while True:
-            if time.time() > deadline:
+        deadline, pending, timed_out, ended = time.time() + 300, b"", False, False
+        try:
+            while True:
+                if time.time() > deadline:
+                    timed_out = True
+                    break
+                ready, _, _ = select.select([node.stdout], [], [], 1.0)
+                if not ready:
+                    continue
+                chunk = os.read(node.stdout.fileno(), 65536)
+                if not chunk:
+                    ended = True
+                    break
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    handle(line.decode(errors="replace"))
+        finally:
+            # Never leave the browser running: not on a timeout, not when a
+            # restart failed here. A script that closed its output gets
+            # time to exit.
+            try:
+                rc = node.wait(timeout=30 if ended else 0.1)
+            except subprocess.TimeoutExpired:
                 node.kill()
-                timed_out = True
-                break
-            ready, _, _ = select.select([node.stdout], [], [], 1.0)
-            if not ready:
-                continue
-            chunk = os.read(node.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                handle(line.decode(errors="replace"))
-        rc = node.wait()
+                rc = node.wait()
     with open(err_path, errors="replace") as f:
         err = f.read()
     t.check("browser: the session ran (node exit 0, all checks reported)",

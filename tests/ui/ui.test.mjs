@@ -48,8 +48,9 @@ async function login(page, role, password) {
 // port, same store) and waits until it has.
 const stdinLines = createInterface({ input: process.stdin });
 function restartServer() {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     stdinLines.once('line', resolve);
+    stdinLines.once('close', () => reject(new Error('test_ui.py went away during the restart')));
     process.stdout.write(JSON.stringify({ restart: true }) + '\n');
   });
 }
@@ -63,7 +64,8 @@ const browser = await chromium.launch({
   headless: true,
   // No sandbox: the tests may run as root in a container, where Chromium's
   // sandbox cannot start. The page is our own, on loopback.
-  args: ['--no-sandbox', '--disable-gpu'],
+  // A small /dev/shm (containers) is not enough for Chromium's shared memory.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
 const problems = []; // console errors, page errors, CSP violations
 try {
