@@ -187,9 +187,13 @@ try:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["tenur" if h == "tenure" else h for h in header])
         w.writerows(body_rows[:3])
+    # And one over serve.max_body_bytes (1 MiB).
+    batch_big = os.path.join(ws.dir, "big.csv")
+    ws.churn("simulate", "--rows", "12000", "--seed", "24", "-o", batch_big)
     users = {role: [role + "1", pw] for role, pw in PASSWORDS.items()}
     env = dict(os.environ, UI_URL="http://127.0.0.1:%d" % srv.port, UI_USERS=json.dumps(users),
-               UI_BATCH=batch, UI_BATCH_BAD=batch_bad, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
+               UI_BATCH=batch, UI_BATCH_BAD=batch_bad,
+               UI_BATCH_BIG=batch_big, UI_OUT=out, UI_SHOTS=shots, CHROMIUM=CHROMIUM,
                UI_WEB=os.path.join(os.path.dirname(os.path.dirname(HERE)), "web"))
     # The script's lines are read as they come (it asks for a server restart
     # midway and waits for the answer on its stdin), with a deadline.

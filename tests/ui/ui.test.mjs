@@ -4,10 +4,10 @@
 //
 // Environment (set by test_ui.py): UI_URL (http://127.0.0.1:PORT),
 // UI_USERS (JSON {role: [user, password]}), UI_BATCH (a CSV file to
-// upload), UI_BATCH_BAD (one with a misspelt header), UI_OUT (a directory
-// for the downloaded results), UI_WEB (web/, to count its files), UI_SHOTS
-// (where the screenshots go), CHROMIUM (the browser, default
-// /usr/bin/chromium).
+// upload), UI_BATCH_BAD (one with a misspelt header), UI_BATCH_BIG (one
+// over the body limit), UI_OUT (a directory for the downloaded results),
+// UI_WEB (web/, to count its files), UI_SHOTS (where the screenshots go),
+// CHROMIUM (the browser, default /usr/bin/chromium).
 //
 // Each check is printed as one JSON line {"name", "ok", "detail"}, which
 // test_ui.py counts; anything else on stdout is ignored by it.
@@ -232,6 +232,12 @@ try {
   check('batch: a misspelt header shows the server\'s 400 naming the column, and no download',
     berr === "400 bad_request: CSV header: unknown column 'tenur'" && (await page.$('#batch-download')) === null
     && (await page.textContent('#batch-progress-text')) === '', berr);
+  await page.setInputFiles('#batch-file', process.env.UI_BATCH_BIG);
+  await page.click('#batch-upload');
+  await page.waitForSelector('#batch-result .error');
+  const big = await page.textContent('#batch-result .error');
+  check('batch: a file over the body limit shows the server\'s 413',
+    big === '413 payload_too_large: request body over the limit of 1048576 bytes', big);
 
   // ---- registry as analyst: read only; the server refuses a promotion ----------------
   await page.click('#nav a[data-view=models]');
@@ -440,8 +446,8 @@ try {
     if (m) failedLoads.push(m[1]);
     return !m;
   });
-  check('the only failed requests are the ones provoked (401, 422, 400, 403, 403, 401)',
-    failedLoads.join(',') === '401,422,400,403,403,401', failedLoads.join(','));
+  check('the only failed requests are the ones provoked (401, 422, 400, 413, 403, 403, 401)',
+    failedLoads.join(',') === '401,422,400,413,403,403,401', failedLoads.join(','));
   check('no other console errors, no page errors or CSP violations', other.length === 0, other.join(' | '));
 } catch (e) {
   check('the browser session ran to the end', false, e.stack || e);
