@@ -51,7 +51,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
 TESTS    := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HARNESS  := $(BUILD)/obj/tests/harness.o
@@ -136,5 +136,17 @@ clean:
 
 # The OpenAPI document is assembled into h_ops.o (.incbin), which -MMD does not see.
 $(BUILD)/obj/src/server/h_ops.o: src/server/openapi.json
+
+# The web UI's files (web/) compiled into the server: scripts/embed-web writes
+# a table with one .incbin per file; the files' hashes in it make it change,
+# and so recompile, whenever a file does.
+WEB_FILES := $(wildcard web/*)
+$(BUILD)/gen/web_assets.c: scripts/embed-web web $(WEB_FILES)
+	$(call say,GEN,$@)
+	$(Q)scripts/embed-web $@
+$(BUILD)/obj/gen/web_assets.o: $(BUILD)/gen/web_assets.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/unit/%.c=$(BUILD)/obj/tests/unit/%.d)

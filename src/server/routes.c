@@ -43,6 +43,11 @@ const route routes[] = {
     {"GET", "/readyz", h_ops_readyz, ROUTE_PUBLIC},
     {"GET", "/metrics", h_ops_metrics, ROUTE_PUBLIC},
     {"GET", "/openapi.json", h_ops_openapi, ROUTE_PUBLIC},
+    {"GET", "/v1/schema", h_schema_get, CH_PERM_PREDICT},
+    /* The UI's static files are public; every API call the page makes
+     * carries the user's token and is checked here like any other. */
+    {"GET", "/", h_ui_index, ROUTE_PUBLIC},
+    {"GET", "/ui/{file}", h_ui_file, ROUTE_PUBLIC},
 };
 const size_t n_routes = sizeof routes / sizeof routes[0];
 

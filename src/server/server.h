@@ -344,6 +344,23 @@ void h_jobs_show(call *c);
 void h_jobs_start(call *c);
 void h_jobs_cancel(call *c);
 void h_hooks_alertmanager(call *c);
+void h_ui_index(call *c);
+void h_ui_file(call *c);
+void h_schema_get(call *c);
+
+/* ---- the web UI's static files (h_ui.c) ------------------------------------ */
+
+/* One file of web/, compiled in by scripts/embed-web (build/gen/web_assets.c). */
+typedef struct ui_asset {
+    const char *name; /* "app.js": the path segment after /ui/ */
+    const char *type; /* Content-Type */
+    const char *data; /* the bytes (NUL-terminated, 'len' without the NUL) */
+    size_t len;
+    const char *etag; /* quoted prefix of the SHA-256 of the bytes */
+} ui_asset;
+
+extern const ui_asset ui_assets[];
+extern const size_t n_ui_assets;
 
 /* ---- routes (routes.c) ----------------------------------------------------- */
 
