@@ -792,8 +792,10 @@ static ch_err measure_all(const ch_monitor_window *w, const ch_monitor_opts *o, 
         for (size_t i = 0; rc == CH_OK && i < n_p; i++)
             cols[at[i]].p_adj = p[i];
     }
+    if (rc != CH_OK)
+        goto done; /* a measure may be unset: nothing to judge */
     score->p_adj = score->test.p; /* one test of its own */
-    for (size_t c = 0; rc == CH_OK && c < r->n_cols; c++)
+    for (size_t c = 0; c < r->n_cols; c++)
         cols[c].status = judge(&cols[c], o);
     score->status = judge(score, o);
 done:
