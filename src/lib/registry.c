@@ -3,7 +3,8 @@
  *
  * Every public call lands here first. The front checks arguments, picks
  * the back end from the store URL (a plain path or "sqlite:PATH" for
- * SQLite; any other "scheme://" is refused by name), and forwards through
+ * SQLite, "postgresql://..." for PostgreSQL; any other "scheme://" is
+ * refused by name), and forwards through
  * the ch__registry_ops table in registry_int.h. Nothing here knows how a
  * store keeps its rows, so a PostgreSQL back end is one more file plus one
  * line in 'schemes' below.
@@ -48,12 +49,17 @@ struct ch_registry {
     void *be;                    /* its state */
 };
 
-/* URL schemes with a back end. A plain path (no "scheme:") is SQLite. */
+/* URL schemes with a back end. A plain path (no "scheme:") is SQLite.
+ * 'whole': the back end takes the URL as it is (libpq reads connection
+ * URIs itself), else the part after "scheme:" or "scheme://". */
 static const struct {
     const char *scheme;
     const ch__registry_ops *ops;
+    int whole;
 } schemes[] = {
-    {"sqlite", &ch__registry_sqlite_ops},
+    {"sqlite", &ch__registry_sqlite_ops, 0},
+    {"postgresql", &ch__registry_pg_ops, 1},
+    {"postgres", &ch__registry_pg_ops, 1},
 };
 
 void ch_registry_opts_default(ch_registry_opts *o)
@@ -361,6 +367,7 @@ static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *e
 /* Splits 'url' into a back end and the target it understands. Rules:
  *   "sqlite:PATH"      -> SQLite, PATH as given;
  *   "sqlite:///PATH"   -> SQLite, "/PATH" (the URL form; no host allowed);
+ *   "postgresql://..." -> PostgreSQL, the whole URL ("postgres://" too);
  *   "scheme://..."     -> the back end of 'scheme', or CH_EINVAL;
  *   anything else      -> a plain SQLite path (so "./a:b.db" stays a path).
  * '*target' points into 'url'. */
@@ -383,6 +390,15 @@ static ch_err pick_backend(const char *url, const ch__registry_ops **ops, const 
         const char *rest = url + n + 1;
         if (strlen(schemes[i].scheme) != n || !ch_text_ieq(url, n, schemes[i].scheme))
             continue;
+        if (schemes[i].whole) {
+            if (strncmp(rest, "//", 2) != 0)
+                return ch_error_set(err, CH_EINVAL,
+                                    "store URL \"%s\": write %.*s://[user@][host][:port]/database",
+                                    url, (int)n, url);
+            *ops = schemes[i].ops;
+            *target = url;
+            return CH_OK;
+        }
         if (strncmp(rest, "//", 2) == 0) {
             if (rest[2] != '/')
                 return ch_error_set(err, CH_EINVAL,
@@ -400,7 +416,7 @@ static ch_err pick_backend(const char *url, const ch__registry_ops **ops, const 
     if (strncmp(url + n + 1, "//", 2) == 0)
         return ch_error_set(err, CH_EINVAL,
                             "store URL scheme \"%.*s\" is not supported by this build "
-                            "(use a path or sqlite:PATH)",
+                            "(use a path, sqlite:PATH or postgresql://...)",
                             (int)n, url);
     /* "name:rest" without "//" is a file name that happens to hold a colon. */
     *ops = &ch__registry_sqlite_ops;

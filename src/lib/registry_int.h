@@ -238,6 +238,9 @@ typedef struct ch__registry_ops {
 /* The SQLite back end (registry_sqlite.c). */
 extern const ch__registry_ops ch__registry_sqlite_ops;
 
+/* The PostgreSQL back end (registry_pg.c). */
+extern const ch__registry_ops ch__registry_pg_ops;
+
 /* ---- helpers shared by the back ends (defined in registry.c) ---------- */
 
 /* Writes the current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into 'out'.
