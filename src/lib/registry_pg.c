@@ -2633,9 +2633,9 @@ static ch_err pg_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
     "p.model_version = $3::bigint)"
 #define SCAN_JOINED                                                                                \
     SCAN_COLS                                                                                      \
-        ", COALESCE(f.churned, -1) AS churned, f.observed_date"                                    \
-        " FROM predictions p LEFT JOIN LATERAL (SELECT x.churned, x.observed_date FROM "           \
-        "feedback x WHERE x.prediction_id = p.id ORDER BY x.id DESC LIMIT 1) f ON true" SCAN_WHERE
+    ", COALESCE(f.churned, -1) AS churned, f.observed_date"                                        \
+    " FROM predictions p LEFT JOIN LATERAL (SELECT x.churned, x.observed_date FROM "               \
+    "feedback x WHERE x.prediction_id = p.id ORDER BY x.id DESC LIMIT 1) f ON true" SCAN_WHERE
 #define SCAN_PLAIN                                                                                 \
     SCAN_COLS ", -1 AS churned, NULL::text AS observed_date FROM predictions p" SCAN_WHERE
 #define LABELLED " AND f.churned IS NOT NULL"
