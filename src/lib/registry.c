@@ -1217,7 +1217,7 @@ static ch_err text_arg(const char *t, size_t max, const char *what, ch_error *er
 ch_err ch_registry_job_add(ch_registry *r, const char *kind, const char *trigger,
                            const char *params_json, const char *actor, int64_t *id, ch_error *err)
 {
-    ch__job_change j = {kind, trigger, actor, params_json, CH_JOB_QUEUED, -1, NULL, NULL};
+    ch__job_change j = {kind, trigger, actor, params_json, CH_JOB_QUEUED, -1, NULL, NULL, NULL, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1243,8 +1243,8 @@ ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, 
                               const char *stage, const char *result_json, const char *error,
                               ch_error *err)
 {
-    ch__job_change j = {NULL,  NULL, NULL, result_json, status, progress < 0 ? -1 : progress,
-                        stage, error};
+    ch__job_change j = {NULL,  NULL, NULL, result_json, status, progress < 0 ? -1 : progress, stage,
+                        error, NULL, 0};
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK && ((unsigned)status >= 6 || isnan(progress) || progress > 1))
         rc = ch_error_set(err, CH_EINVAL, "job update: bad status or progress");
@@ -1261,6 +1261,13 @@ ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, 
 
 ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id, ch_error *err)
 {
+    return ch_registry_job_claim_as(r, kind, NULL, id, err);
+}
+
+ch_err ch_registry_job_claim_as(ch_registry *r, const char *kind, const char *owner, int64_t *id,
+                                ch_error *err)
+{
+    ch__job_change j = {kind, NULL, NULL, NULL, CH_JOB_RUNNING, -1, NULL, NULL, owner, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1268,16 +1275,26 @@ ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id, ch_e
     if (rc == CH_OK)
         rc = word_arg(kind, "job kind", err);
     if (rc == CH_OK)
-        rc = r->ops->job_claim(r->be, kind, &v, err);
+        rc = text_arg(owner, 200, "job owner", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_claim(r->be, &j, &v, err);
     if (rc == CH_OK)
         *id = v;
+    return rc;
+}
+
+ch_err ch_registry_job_heartbeat(ch_registry *r, int64_t id, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_heartbeat(r->be, id, err);
     return rc;
 }
 
 ch_err ch_registry_job_cancel(ch_registry *r, int64_t id, const char *actor, ch_job_status *status,
                               ch_error *err)
 {
-    ch__job_change j = {NULL, NULL, actor, NULL, CH_JOB_CANCELLED, -1, NULL, NULL};
+    ch__job_change j = {NULL, NULL, actor, NULL, CH_JOB_CANCELLED, -1, NULL, NULL, NULL, 0};
     int st = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1304,11 +1321,30 @@ ch_err ch_registry_job_cancel_requested(ch_registry *r, int64_t id, int *yes, ch
 
 ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n, ch_error *err)
 {
-    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why};
+    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why, NULL, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
         rc = text_arg(why, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = r->ops->jobs_interrupt(r->be, &j, &v, err);
+    if (rc == CH_OK && n != NULL)
+        *n = v;
+    return rc;
+}
+
+ch_err ch_registry_jobs_interrupt_stale(ch_registry *r, const char *why, int64_t stale_ms,
+                                        const char *owner, int64_t *n, ch_error *err)
+{
+    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why, owner, stale_ms};
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK && stale_ms <= 0)
+        rc = ch_error_set(err, CH_EINVAL, "interrupting stale jobs: the age must be positive");
+    if (rc == CH_OK)
+        rc = text_arg(why, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = text_arg(owner, 200, "job owner", err);
     if (rc == CH_OK)
         rc = r->ops->jobs_interrupt(r->be, &j, &v, err);
     if (rc == CH_OK && n != NULL)

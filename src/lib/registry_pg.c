@@ -54,7 +54,7 @@
 #include "ch/json.h"
 
 /* The layout this build writes: the same numbering as registry_sqlite.c. */
-#define LAYOUT 5
+#define LAYOUT 6
 
 /* Layout 1: as SQLite's. The trigger function raises the same message as
  * SQLite's triggers. */
@@ -259,8 +259,13 @@ static const char schema_v5[] =
     "ALTER TABLE predictions ADD COLUMN shadow_probability DOUBLE PRECISION;\n"
     "ALTER TABLE predictions ADD COLUMN shadow_version BIGINT;\n";
 
-static const char *const migrations[LAYOUT] = {schema_v1, schema_v2, schema_v3, schema_v4,
-                                               schema_v5};
+/* Layout 6: the process that runs a job and its heartbeat (see
+ * registry_sqlite.c). */
+static const char schema_v6[] = "ALTER TABLE jobs ADD COLUMN owner TEXT;\n"
+                                "ALTER TABLE jobs ADD COLUMN heartbeat_ms BIGINT;\n";
+
+static const char *const migrations[LAYOUT] = {schema_v1, schema_v2, schema_v3,
+                                               schema_v4, schema_v5, schema_v6};
 
 /* Alias moves, as opposed to decisions that moved nothing. */
 #define MOVES "('alias', 'promote', 'rollback')"
@@ -3036,7 +3041,7 @@ static const char *const job_status_sql[] = {"queued", "running",   "succeeded",
 
 #define JOB_COLS                                                                                   \
     "id, kind, status, \"trigger\", actor, params_json, progress, stage, result_json, error, "     \
-    "cancel_requested, created_ms, started_ms, ended_ms"
+    "cancel_requested, created_ms, started_ms, ended_ms, owner, heartbeat_ms"
 
 static void job_fields(obj *o)
 {
@@ -3054,6 +3059,8 @@ static void job_fields(obj *o)
     o_ms_time(o, "created", 11);
     o_ms_time(o, "started", 12);
     o_ms_time(o, "ended", 13);
+    o_text(o, "owner", 14);
+    o_ms_time(o, "heartbeat", 15);
 }
 
 typedef struct job_ctx {
@@ -3132,7 +3139,8 @@ static ch_err job_update_body(pg *s, void *vc, ch_error *err)
                 "started_ms = CASE WHEN $2 = 'running' AND started_ms IS NULL THEN $7::bigint "
                 "ELSE started_ms END, "
                 "ended_ms = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled', 'interrupted') "
-                "THEN $7::bigint ELSE ended_ms END WHERE id = $1",
+                "THEN $7::bigint ELSE ended_ms END, heartbeat_ms = CASE WHEN $2 = 'running' THEN "
+                "$7::bigint ELSE heartbeat_ms END WHERE id = $1",
                 "itdttti", c->id, job_status_sql[j->status], j->progress, j->stage, j->json,
                 j->error, now);
 }
@@ -3153,23 +3161,36 @@ static ch_err job_claim_body(pg *s, void *vc, ch_error *err)
     ch_err rc;
     c->id = 0;
     rc = query_i64(s, &c->id, &found, "claiming a job", err,
-                   "UPDATE jobs SET status = 'running', started_ms = $2 WHERE id = (SELECT id FROM "
-                   "jobs WHERE kind = $1 AND status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE "
-                   "SKIP LOCKED) RETURNING id",
-                   "ti", c->j->kind, ch__registry_now_ms());
+                   "UPDATE jobs SET status = 'running', started_ms = $2, heartbeat_ms = $2, "
+                   "owner = $3 WHERE id = (SELECT id FROM jobs WHERE kind = $1 AND status = "
+                   "'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
+                   "tit", c->j->kind, ch__registry_now_ms(), c->j->owner);
     if (rc == CH_OK && !found)
         c->id = 0;
     return rc;
 }
 
-static ch_err pg_job_claim(void *be, const char *kind, int64_t *id, ch_error *err)
+static ch_err pg_job_claim(void *be, const ch__job_change *j, int64_t *id, ch_error *err)
 {
-    ch__job_change j = {kind, NULL, NULL, NULL, CH_JOB_RUNNING, -1, NULL, NULL};
-    job_ctx c = {&j, 0, 0, 0, NULL, 0};
+    job_ctx c = {j, 0, 0, 0, NULL, 0};
     ch_err rc = txn(be, TXN_WRITE, job_claim_body, &c, "claiming a job", err);
     if (rc == CH_OK)
         *id = c.id;
     return rc;
+}
+
+static ch_err job_beat_body(pg *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    return exec(s, "recording a job's heartbeat", err,
+                "UPDATE jobs SET heartbeat_ms = $2 WHERE id = $1 AND status = 'running'", "ii",
+                c->id, ch__registry_now_ms());
+}
+
+static ch_err pg_job_heartbeat(void *be, int64_t id, ch_error *err)
+{
+    job_ctx c = {NULL, id, 0, 0, NULL, 0};
+    return txn(be, TXN_WRITE, job_beat_body, &c, "recording a job's heartbeat", err);
 }
 
 static ch_err job_cancel_body(pg *s, void *vc, ch_error *err)
@@ -3219,10 +3240,18 @@ static ch_err pg_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
  * reads it in SQLite: the first "run_id" member holding an integer. */
 #define RESULT_RUN_ID "substring(result_json from '\"run_id\"\\s*:\\s*([0-9]+)')::bigint"
 
+/* The running jobs an interrupt takes (see registry_sqlite.c): $3 the
+ * age (0: all), $4 the cut-off time, $5 the owner. */
+#define JOBS_GONE                                                                                  \
+    "status = 'running' AND ($3::bigint = 0 OR COALESCE(heartbeat_ms, started_ms, created_ms) < "  \
+    "$4::bigint OR owner = $5::text)"
+
 static ch_err job_interrupt_body(pg *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
     char now[CH__REGISTRY_TS_LEN];
+    int64_t now_ms = ch__registry_now_ms();
+    int64_t cut = now_ms - c->j->stale_ms;
     ch_err rc;
     ch__registry_now(now);
     rc = exec(s, "ending the runs of interrupted jobs", err,
@@ -3230,14 +3259,14 @@ static ch_err job_interrupt_body(pg *s, void *vc, ch_error *err)
               "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
               "to_json(COALESCE($2::text, 'the server stopped while the job ran'))::text || '}' "
               "WHERE status = 'running' AND id IN (SELECT " RESULT_RUN_ID
-              " FROM jobs WHERE status = 'running')",
-              "tt", now, c->j->error);
+              " FROM jobs WHERE " JOBS_GONE ")",
+              "ttiit", now, c->j->error, c->j->stale_ms, cut, c->j->owner);
     if (rc == CH_OK) {
         PGresult *res = NULL;
         rc = run(s, &res, "marking jobs interrupted", err,
                  "UPDATE jobs SET status = 'interrupted', ended_ms = $1, "
-                 "error = COALESCE($2, 'interrupted') WHERE status = 'running'",
-                 "it", ch__registry_now_ms(), c->j->error);
+                 "error = COALESCE($2, 'interrupted') WHERE " JOBS_GONE,
+                 "itiit", now_ms, c->j->error, c->j->stale_ms, cut, c->j->owner);
         if (rc == CH_OK)
             c->n = changes(res);
         PQclear(res);
@@ -3593,6 +3622,7 @@ const ch__registry_ops ch__registry_pg_ops = {
     .job_cancel = pg_job_cancel,
     .job_cancel_requested = pg_job_cancel_requested,
     .job_claim = pg_job_claim,
+    .job_heartbeat = pg_job_heartbeat,
     .jobs_interrupt = pg_jobs_interrupt,
     .jobs_json = pg_jobs_json,
     .rollout_start = pg_rollout_start,

@@ -1476,6 +1476,79 @@ TEST(jobs_life_cycle)
     ch_registry_close(r);
 }
 
+/* Jobs of several servers on one store: a claim records its owner and a
+ * heartbeat; only jobs whose heartbeat went stale, or whose owner is
+ * named, are interrupted, and a heartbeat or a progress write keeps a job
+ * alive. */
+TEST(jobs_owner_and_heartbeat)
+{
+    ch_registry *r = open_store(ch_test_store("beat.db"));
+    ch_error err = {0};
+    int64_t a = 0, b = 0, got = 0, n = -1;
+    int64_t run = 0;
+    char rj[64];
+    ch_buf buf;
+    ch_json *doc;
+
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &a, &err));
+    ASSERT_OK(ch_registry_job_add(r, "monitor", "manual", NULL, "tester", &b, &err));
+    ASSERT_OK(ch_registry_job_claim_as(r, "retrain", "host-a:11:1", &got, &err));
+    ASSERT_INT_EQ(got, a);
+    ASSERT_OK(ch_registry_job_claim_as(r, "monitor", "host-b:22:2", &got, &err));
+    ASSERT_INT_EQ(got, b);
+    ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &run, &err));
+    snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
+    ASSERT_OK(ch_registry_job_update(r, a, CH_JOB_RUNNING, 0.3, "training", rj, NULL, &err));
+
+    ch_buf_init(&buf, 1 << 20);
+    ASSERT_OK(ch_registry_jobs_json(r, a, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "owner"), "host-a:11:1");
+    ASSERT(str_of(doc, "heartbeat") != NULL && strlen(str_of(doc, "heartbeat")) == 24);
+    ch_json_free(doc);
+    ch_buf_clear(&buf);
+
+    /* Fresh heartbeats: nothing is taken for abandoned. */
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 60000, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0);
+    ASSERT_ERR(ch_registry_jobs_interrupt_stale(r, "gone", 0, NULL, &n, &err), CH_EINVAL);
+    /* A named owner's jobs go whatever their heartbeat; the run ends too. */
+    ASSERT_OK(
+        ch_registry_jobs_interrupt_stale(r, "host-a restarted", 60000, "host-a:11:1", &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_STR_EQ(run_status(r, run), "failed");
+    ASSERT_OK(ch_registry_jobs_json(r, a, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "status"), "interrupted");
+    ASSERT_STR_EQ(str_of(doc, "error"), "host-a restarted");
+    ch_json_free(doc);
+    ch_buf_clear(&buf);
+
+    /* b's heartbeat ages past a short limit; a heartbeat renews it. */
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_job_heartbeat(r, b, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0);
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, 0.5, NULL, NULL, NULL, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0); /* a progress write is a heartbeat too */
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "its server stopped", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_OK(ch_registry_jobs_json(r, b, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "status"), "interrupted");
+    ASSERT_STR_EQ(str_of(doc, "owner"), "host-b:22:2");
+    ch_json_free(doc);
+    ch_buf_reset(&buf);
+    /* A heartbeat of a job that ended changes nothing. */
+    ASSERT_OK(ch_registry_job_heartbeat(r, b, &err));
+    ASSERT_OK(ch_registry_job_heartbeat(r, 999, &err));
+    check_ok(r);
+    ch_registry_close(r);
+}
+
 static const double default_steps[] = {5, 25, 100};
 
 /* A rollout walks its steps and promotes the candidate in one
@@ -1615,10 +1688,10 @@ TEST(killed_mid_rollout_promotion)
     ch_registry_close(r);
 }
 
-TEST_MAIN(T(jobs_life_cycle), T(rollout_walks_its_steps), T(killed_mid_rollout_promotion),
-          T(opts_defaults), T(url_schemes), T(read_only_missing_file), T(corrupt_file),
-          T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
-          T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
-          T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
-          T(killed_mid_promotion), T(killed_mid_registration), T(busy_writer_times_out),
-          T(out_of_memory))
+TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(rollout_walks_its_steps),
+          T(killed_mid_rollout_promotion), T(opts_defaults), T(url_schemes),
+          T(read_only_missing_file), T(corrupt_file), T(sqlite_file_of_another_program),
+          T(newer_layout), T(read_only_store), T(runs_round_trip), T(register_and_resolve),
+          T(promotion_gate), T(rollback_chain), T(audit_is_append_only), T(check_finds_tampering),
+          T(concurrent_writers), T(killed_mid_promotion), T(killed_mid_registration),
+          T(busy_writer_times_out), T(out_of_memory))

@@ -1785,7 +1785,7 @@ TEST(layout2_store_migrates)
         ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_step(st), SQLITE_ROW);
-        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 5); /* migrated through to the current layout */
+        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 6); /* migrated through to the current layout */
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
