@@ -2643,7 +2643,12 @@ static ch_err pg_feedback_json(void *be, size_t limit, ch_buf *b, ch_error *err)
     "feedback x WHERE x.prediction_id = p.id ORDER BY x.id DESC LIMIT 1) f ON true" SCAN_WHERE
 #define SCAN_PLAIN                                                                                 \
     SCAN_COLS ", -1 AS churned, NULL::text AS observed_date FROM predictions p" SCAN_WHERE
-#define LABELLED " AND f.churned IS NOT NULL"
+/* Labelled only: driven from the feedback, each prediction once with its
+ * latest record, so that the cost follows the feedback, not the log. */
+#define SCAN_LABELLED                                                                              \
+    SCAN_COLS ", f.churned, f.observed_date FROM feedback f JOIN predictions p ON p.id = "         \
+              "f.prediction_id AND f.id = (SELECT max(x.id) FROM feedback x WHERE "                \
+              "x.prediction_id = f.prediction_id)" SCAN_WHERE
 #define LAST_N(q)                                                                                  \
     "SELECT * FROM (" q " ORDER BY p.time_ms DESC, p.seq DESC LIMIT $4) t ORDER BY time_ms, seq"
 #define IN_ORDER(q) q " AND $4::bigint IS NULL ORDER BY p.time_ms, p.seq"
@@ -2767,13 +2772,19 @@ static ch_err scan_body(pg *s, void *vc, ch_error *err)
     if (rc != CH_OK || (!fb && q->labelled_only))
         return rc;
     if (q->labelled_only)
-        sql = q->last_n > 0 ? LAST_N(SCAN_JOINED LABELLED) : IN_ORDER(SCAN_JOINED LABELLED);
+        sql = q->last_n > 0 ? LAST_N(SCAN_LABELLED) : IN_ORDER(SCAN_LABELLED);
     else if (fb)
         sql = q->last_n > 0 ? LAST_N(SCAN_JOINED) : IN_ORDER(SCAN_JOINED);
     else
         sql = q->last_n > 0 ? LAST_N(SCAN_PLAIN) : IN_ORDER(SCAN_PLAIN);
     snprintf(decl, sizeof decl, "DECLARE churn_scan NO SCROLL CURSOR FOR %s", sql);
-    rc = exec(s, what, err, decl, "iiiI", q->lo_ms, q->hi_ms, q->model_version, q->last_n);
+    /* A cursor is planned for its first rows by default, which walks the
+     * whole time index to find a few labelled rows; planned for all of
+     * them, the labelled scan starts from the feedback. */
+    if (q->labelled_only)
+        rc = exec(s, what, err, "SET LOCAL cursor_tuple_fraction = 1.0", "");
+    if (rc == CH_OK)
+        rc = exec(s, what, err, decl, "iiiI", q->lo_ms, q->hi_ms, q->model_version, q->last_n);
     while (rc == CH_OK && !stop) {
         PGresult *res = NULL;
         int n;
