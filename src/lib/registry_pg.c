@@ -327,6 +327,16 @@ static void pg_message(pg *s, const PGresult *res, char *out, size_t cap)
     n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
+    /* libpq's messages run over lines ("...failed: ...\n\tIs the server
+     * running...?"): one line reads better in a log. */
+    for (size_t i = 0, o = 0;; i++) {
+        char c = out[i] == '\n' || out[i] == '\t' ? ' ' : out[i];
+        if (c == ' ' && o > 0 && out[o - 1] == ' ')
+            continue;
+        out[o++] = c;
+        if (c == '\0')
+            break;
+    }
 }
 
 /* Translates a failed statement into a ch_err. Lock timeouts (55P03),

@@ -296,6 +296,32 @@ TEST(url_schemes)
     ch_registry_close(NULL);
 }
 
+/* A PostgreSQL store that cannot be reached: a clear error naming the
+ * store, with the password kept out of the message. No server is needed:
+ * the socket directory does not exist. */
+TEST(postgresql_unreachable)
+{
+    ch_registry *r = NULL;
+    ch_error err = {0};
+    ASSERT_ERR(ch_registry_open("postgresql://ann:s3cret-pw@/churn?host=/nonexistent/churn-pg"
+                                "&connect_timeout=2",
+                                NULL, &r, &err),
+               CH_EDB);
+    ASSERT(r == NULL);
+    ASSERT_CONTAINS(err.msg, "cannot open the store");
+    ASSERT_CONTAINS(err.msg, "postgresql://ann:***@/churn");
+    ASSERT(strstr(err.msg, "s3cret") == NULL);
+    memset(&err, 0, sizeof err);
+    ASSERT_ERR(
+        ch_registry_open("postgres:///churn?host=/nonexistent/x&password=hunter2", NULL, &r, &err),
+        CH_EDB);
+    ASSERT_CONTAINS(err.msg, "password=***");
+    ASSERT(strstr(err.msg, "hunter2") == NULL);
+    /* A URL libpq cannot read is refused as the store's error too. */
+    ASSERT_ERR(ch_registry_open("postgresql://[::1/churn", NULL, &r, &err), CH_EDB);
+    ASSERT(r == NULL);
+}
+
 TEST(read_only_missing_file)
 {
     ch_registry_opts o;
@@ -1690,8 +1716,9 @@ TEST(killed_mid_rollout_promotion)
 
 TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(rollout_walks_its_steps),
           T(killed_mid_rollout_promotion), T(opts_defaults), T(url_schemes),
-          T(read_only_missing_file), T(corrupt_file), T(sqlite_file_of_another_program),
-          T(newer_layout), T(read_only_store), T(runs_round_trip), T(register_and_resolve),
-          T(promotion_gate), T(rollback_chain), T(audit_is_append_only), T(check_finds_tampering),
-          T(concurrent_writers), T(killed_mid_promotion), T(killed_mid_registration),
-          T(busy_writer_times_out), T(out_of_memory))
+          T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
+          T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
+          T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
+          T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
+          T(killed_mid_promotion), T(killed_mid_registration), T(busy_writer_times_out),
+          T(out_of_memory))
