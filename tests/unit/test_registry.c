@@ -1575,6 +1575,84 @@ TEST(jobs_owner_and_heartbeat)
     ch_registry_close(r);
 }
 
+/* Servers claiming at the same moment: each queued job goes to exactly
+ * one of them (on PostgreSQL, FOR UPDATE SKIP LOCKED; on SQLite, the
+ * write lock), and no claim fails. */
+TEST(concurrent_claims)
+{
+    const char *path = ch_test_store("claims.db");
+    ch_registry *r = open_store(path);
+    ch_error err = {0};
+    int64_t jobs[3];
+    int fds[2];
+    pid_t pids[6];
+    int64_t got[6];
+    int rfd[6];
+    int st = 0;
+    char go[6] = "gggggg";
+    const char *kinds[3] = {"retrain", "monitor", "export"};
+
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(ch_registry_job_add(r, kinds[k], "manual", NULL, "tester", &jobs[k], &err));
+    ch_registry_close(r);
+    ASSERT(pipe(fds) == 0);
+    for (int i = 0; i < 6; i++) {
+        int out[2];
+        ASSERT(pipe(out) == 0);
+        pids[i] = fork();
+        ASSERT(pids[i] >= 0);
+        if (pids[i] == 0) {
+            ch_registry *cr = NULL;
+            int64_t id = -1;
+            char c;
+            close(fds[1]);
+            close(out[0]);
+            if (ch_registry_open(path, NULL, &cr, NULL) != CH_OK)
+                _exit(2);
+            if (read(fds[0], &c, 1) != 1)
+                _exit(3);
+            if (ch_registry_job_claim_as(cr, kinds[i % 3], "claimer", &id, NULL) != CH_OK)
+                _exit(4);
+            if (write(out[1], &id, sizeof id) != (ssize_t)sizeof id)
+                _exit(5);
+            ch_registry_close(cr);
+            _exit(0);
+        }
+        close(out[1]);
+        rfd[i] = out[0]; /* the child's claim comes back here */
+    }
+    close(fds[0]);
+    sleep_ms(300);
+    ASSERT(write(fds[1], go, sizeof go) == (ssize_t)sizeof go);
+    close(fds[1]);
+    for (int i = 0; i < 6; i++) {
+        int64_t id = -1;
+        ASSERT(waitpid(pids[i], &st, 0) == pids[i]);
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        ASSERT(read(rfd[i], &id, sizeof id) == (ssize_t)sizeof id);
+        close(rfd[i]);
+        got[i] = id;
+    }
+    for (int k = 0; k < 3; k++) {
+        /* Children k and k + 3 claimed kind k: one got the job, one none. */
+        ASSERT((got[k] == jobs[k] && got[k + 3] == 0) || (got[k] == 0 && got[k + 3] == jobs[k]));
+    }
+    r = open_store(path);
+    {
+        ch_buf b;
+        ch_json *doc;
+        ch_buf_init(&b, 1 << 20);
+        ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &b, &err));
+        doc = parse_buf(&b);
+        ASSERT_INT_EQ(ch_json_len(doc), 3);
+        for (size_t i = 0; i < 3; i++)
+            ASSERT_STR_EQ(str_of(ch_json_at(doc, i), "status"), "running");
+        ch_json_free(doc);
+        ch_buf_reset(&b);
+    }
+    ch_registry_close(r);
+}
+
 static const double default_steps[] = {5, 25, 100};
 
 /* A rollout walks its steps and promotes the candidate in one
@@ -1714,9 +1792,9 @@ TEST(killed_mid_rollout_promotion)
     ch_registry_close(r);
 }
 
-TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(rollout_walks_its_steps),
-          T(killed_mid_rollout_promotion), T(opts_defaults), T(url_schemes),
-          T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
+TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(concurrent_claims),
+          T(rollout_walks_its_steps), T(killed_mid_rollout_promotion), T(opts_defaults),
+          T(url_schemes), T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
           T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
           T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
           T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
