@@ -1142,8 +1142,9 @@ static ch_err schema_body(pg *s, void *ctx, ch_error *err)
     char sql[600];
     int found = 0;
     ch_err rc = query_text(s, name, sizeof name, &found, what, err,
-                           "SELECT format('CREATE SCHEMA IF NOT EXISTS %I', "
-                           "btrim(split_part(current_setting('search_path'), ',', 1), ' \"')) "
+                           "SELECT format('CREATE SCHEMA IF NOT EXISTS %I', CASE WHEN n = '$user' "
+                           "THEN current_user ELSE n END) FROM (SELECT btrim(split_part("
+                           "current_setting('search_path'), ',', 1), ' \"') AS n) t "
                            "WHERE current_schema() IS NULL",
                            "");
     (void)ctx;
