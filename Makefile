@@ -12,14 +12,14 @@
 
 CC       ?= gcc
 BUILD    ?= build
-PKGS     := jansson libcrypto sqlite3 xgboost libmicrohttpd libjwt libargon2
+PKGS     := jansson libcrypto sqlite3 libpq xgboost libmicrohttpd libjwt libargon2
 OPT      ?= -O2
 SAN      ?=
 
 # Fallbacks let the very first build on a fresh machine (before pkg-config
 # is installed by scripts/install-deps) still find the libraries.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto -lsqlite3 -lxgboost -lmicrohttpd -ljwt -largon2)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lcrypto -lsqlite3 -lpq -lxgboost -lmicrohttpd -ljwt -largon2)
 
 # -Wconversion without -Wsign-conversion: size_t/int mixing in index code
 # would drown real narrowing warnings in noise.

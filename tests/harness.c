@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <stdarg.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,4 +143,88 @@ int ch_test_main(const char *file, const ch_test *tests, size_t n, int argc, cha
     printf("%.*s: %d passed, %d failed, %d skipped\n", (int)(strcspn(base, ".")), base, passed,
            failed, skipped);
     return failed > 0 ? 1 : 0;
+}
+
+/* ---- stores --------------------------------------------------------- */
+
+int ch_test_store_pg(void)
+{
+    const char *u = getenv("CH_TEST_STORE_URL");
+    return u != NULL &&
+           (strncmp(u, "postgresql://", 13) == 0 || strncmp(u, "postgres://", 11) == 0);
+}
+
+const char *ch_test_store(const char *name)
+{
+    static char buf[4][1024];
+    static char prefix[64];
+    static int k;
+    const char *base = getenv("CH_TEST_STORE_URL");
+    char schema[128];
+    size_t i, n;
+
+    k = (k + 1) % 4;
+    if (!ch_test_store_pg()) {
+        snprintf(buf[k], sizeof buf[k], "%s/%s", ch_test_tmpdir(), name);
+        return buf[k];
+    }
+    /* Process id and clock: unique across the tests of a run, even when a
+     * process id comes round again. */
+    if (prefix[0] == '\0') {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(prefix, sizeof prefix, "t%ld_%lx_", (long)getpid(),
+                 (unsigned long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000) & 0xffffffful);
+    }
+    n = (size_t)snprintf(schema, sizeof schema, "%s", prefix);
+    for (i = 0; name[i] != '\0' && n + 1 < sizeof schema; i++) {
+        char c = name[i];
+        schema[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '_';
+    }
+    schema[n] = '\0';
+    snprintf(buf[k], sizeof buf[k], "%s%soptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') != NULL ? "&" : "?", schema);
+    return buf[k];
+}
+
+/* Appends 's' to 'out' in single quotes for the shell. */
+static void shell_quote(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(out);
+    if (n + 1 < cap)
+        out[n++] = '\'';
+    for (; *s != '\0' && n + 5 < cap; s++) {
+        if (*s == '\'') {
+            memcpy(out + n, "'\\''", 4);
+            n += 4;
+        } else {
+            out[n++] = *s;
+        }
+    }
+    if (n + 1 < cap)
+        out[n++] = '\'';
+    out[n] = '\0';
+}
+
+int ch_test_pg_sql(const char *url, const char *sql, char *msg, size_t cap)
+{
+    char cmd[4096] = "psql -X -q -v ON_ERROR_STOP=1 -d ";
+    char out[1024];
+    size_t n = 0;
+    FILE *p;
+    int rc;
+
+    shell_quote(cmd, sizeof cmd, url);
+    strncat(cmd, " -c ", sizeof cmd - strlen(cmd) - 1);
+    shell_quote(cmd, sizeof cmd, sql);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    rc = pclose(p);
+    if (msg != NULL && cap > 0)
+        snprintf(msg, cap, "%s", out);
+    return rc;
 }

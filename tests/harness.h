@@ -38,6 +38,19 @@ const char *ch_test_telco_csv(void);
 /* A fresh temporary directory for this test (removed by the runner). */
 const char *ch_test_tmpdir(void);
 
+/* The URL of the store 'name' for this test: a file of that name in the
+ * test's temporary directory, or, when CH_TEST_STORE_URL holds a
+ * PostgreSQL URL, a schema of this test's own in that database (the
+ * store creates it when first opened read-write). The same name gives
+ * the same store within one test, forked children included when the URL
+ * was made before the fork. Static buffers, four in rotation. */
+const char *ch_test_store(const char *name);
+/* 1 when ch_test_store() gives PostgreSQL stores. */
+int ch_test_store_pg(void);
+/* Runs 'sql' on the PostgreSQL store 'url' with psql; returns 0 when it
+ * succeeded, else non-zero with psql's message in 'msg' (may be NULL). */
+int ch_test_pg_sql(const char *url, const char *sql, char *msg, size_t cap);
+
 #define TEST(name) static void name(void)
 #define T(name)                                                                                    \
     {                                                                                              \

@@ -538,9 +538,24 @@ CH_API CH_NODISCARD ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch
 /* Takes the oldest queued job of 'kind' for running it: moves it to
  * running in one statement, so that of several servers polling one store
  * exactly one gets it. '*id' gets the job, 0 when none was queued.
- * Errors: CH_EINVAL, CH_EDB. */
+ * Errors: CH_EINVAL, CH_EDB. Same as ch_registry_job_claim_as() without
+ * an owner. */
 CH_API CH_NODISCARD ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id,
                                                  ch_error *err);
+
+/* Like ch_registry_job_claim(), recording 'owner' (the process that runs
+ * the job, e.g. "host:pid:start"; up to 200 characters; may be NULL) and
+ * the job's first heartbeat. Errors: CH_EINVAL, CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_job_claim_as(ch_registry *r, const char *kind,
+                                                    const char *owner, int64_t *id, ch_error *err);
+
+/* Records that running job 'id' is still being worked on (its heartbeat,
+ * in unix ms); ch_registry_job_update() of a running job does too. A job
+ * that is not running is left as it is. The runner calls this every few
+ * seconds, so that other servers on the store can tell a job whose runner
+ * died from one that takes long. Errors: CH_EDB. Thread-safe as the
+ * handle is (one thread at a time). */
+CH_API CH_NODISCARD ch_err ch_registry_job_heartbeat(ch_registry *r, int64_t id, ch_error *err);
 
 /* Asks job 'id' to stop, audited as 'actor': a queued job is cancelled
  * at once, a running one is flagged for its runner
@@ -563,10 +578,20 @@ CH_API CH_NODISCARD ch_err ch_registry_job_cancel_requested(ch_registry *r, int6
 CH_API CH_NODISCARD ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n,
                                                       ch_error *err);
 
+/* Like ch_registry_jobs_interrupt(), for the running jobs whose runner is
+ * gone: those whose last heartbeat (or, without one, their start) is more
+ * than 'stale_ms' (> 0) old, and those of 'owner' (may be NULL) whatever
+ * their heartbeat (a runner known to be dead: a process of this host
+ * that no longer exists). For many servers on one store, each calling
+ * this when it starts and periodically. Errors: CH_EINVAL, CH_EDB. */
+CH_API CH_NODISCARD ch_err ch_registry_jobs_interrupt_stale(ch_registry *r, const char *why,
+                                                            int64_t stale_ms, const char *owner,
+                                                            int64_t *n, ch_error *err);
+
 /* Appends the latest 'limit' jobs (0: all), newest first, or with 'id' >
  * 0 that one job: {"id", "kind", "status", "trigger", "actor", "params",
  * "progress", "stage", "result", "error", "cancel_requested", "created",
- * "started", "ended"}. Errors: CH_ENOTFOUND (no such job), as for the
+ * "started", "ended", "owner", "heartbeat"}. Errors: CH_ENOTFOUND (no such job), as for the
  * other read calls. */
 CH_API CH_NODISCARD ch_err ch_registry_jobs_json(ch_registry *r, int64_t id, size_t limit,
                                                  ch_buf *b, ch_error *err);

@@ -295,7 +295,8 @@ static void jobs_help(void)
            "retrain' (from cron, say: a churn serve on the same store claims it within\n"
            "2 s; one retraining job is queued or running at a time). cancel stops a\n"
            "queued job at once and a running one at its next fit. A job that was running\n"
-           "when its server stopped is 'interrupted'.\n"
+           "when its server stopped is 'interrupted': once its heartbeat is 60 s old, or\n"
+           "at once when a server of the same host finds the owner process gone.\n"
            "\n"
            "Exit codes: 0 ok, 1 usage, 2 no such job, 3 it has already ended, 5 the store.\n");
 }

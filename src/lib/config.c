@@ -68,7 +68,8 @@ static const ch_setting settings[] = {
     {"value.success_rate", CH_SET_NUMBER, "0.3", 0.001, 1, NULL,
      "share of would-be churners an offer retains"},
     {"registry.url", CH_SET_STRING, "var/registry.db", 0, 0, "CHURN_REGISTRY",
-     "tracking store and model registry: a SQLite file path"},
+     "tracking store and model registry: a SQLite file path, or a postgresql:// URL "
+     "(registry.md)"},
     {"serve.host", CH_SET_STRING, "127.0.0.1", 0, 0, "CHURN_HOST",
      "address the prediction service listens on (numeric IPv4 or IPv6)"},
     {"serve.port", CH_SET_INT, "8080", 0, 65535, "CHURN_PORT",

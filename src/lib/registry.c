@@ -3,7 +3,8 @@
  *
  * Every public call lands here first. The front checks arguments, picks
  * the back end from the store URL (a plain path or "sqlite:PATH" for
- * SQLite; any other "scheme://" is refused by name), and forwards through
+ * SQLite, "postgresql://..." for PostgreSQL; any other "scheme://" is
+ * refused by name), and forwards through
  * the ch__registry_ops table in registry_int.h. Nothing here knows how a
  * store keeps its rows, so a PostgreSQL back end is one more file plus one
  * line in 'schemes' below.
@@ -48,12 +49,17 @@ struct ch_registry {
     void *be;                    /* its state */
 };
 
-/* URL schemes with a back end. A plain path (no "scheme:") is SQLite. */
+/* URL schemes with a back end. A plain path (no "scheme:") is SQLite.
+ * 'whole': the back end takes the URL as it is (libpq reads connection
+ * URIs itself), else the part after "scheme:" or "scheme://". */
 static const struct {
     const char *scheme;
     const ch__registry_ops *ops;
+    int whole;
 } schemes[] = {
-    {"sqlite", &ch__registry_sqlite_ops},
+    {"sqlite", &ch__registry_sqlite_ops, 0},
+    {"postgresql", &ch__registry_pg_ops, 1},
+    {"postgres", &ch__registry_pg_ops, 1},
 };
 
 void ch_registry_opts_default(ch_registry_opts *o)
@@ -361,6 +367,7 @@ static ch_err check_prediction(const ch_prediction_rec *p, size_t i, ch_error *e
 /* Splits 'url' into a back end and the target it understands. Rules:
  *   "sqlite:PATH"      -> SQLite, PATH as given;
  *   "sqlite:///PATH"   -> SQLite, "/PATH" (the URL form; no host allowed);
+ *   "postgresql://..." -> PostgreSQL, the whole URL ("postgres://" too);
  *   "scheme://..."     -> the back end of 'scheme', or CH_EINVAL;
  *   anything else      -> a plain SQLite path (so "./a:b.db" stays a path).
  * '*target' points into 'url'. */
@@ -383,6 +390,15 @@ static ch_err pick_backend(const char *url, const ch__registry_ops **ops, const 
         const char *rest = url + n + 1;
         if (strlen(schemes[i].scheme) != n || !ch_text_ieq(url, n, schemes[i].scheme))
             continue;
+        if (schemes[i].whole) {
+            if (strncmp(rest, "//", 2) != 0)
+                return ch_error_set(err, CH_EINVAL,
+                                    "store URL \"%s\": write %.*s://[user@][host][:port]/database",
+                                    url, (int)n, url);
+            *ops = schemes[i].ops;
+            *target = url;
+            return CH_OK;
+        }
         if (strncmp(rest, "//", 2) == 0) {
             if (rest[2] != '/')
                 return ch_error_set(err, CH_EINVAL,
@@ -400,7 +416,7 @@ static ch_err pick_backend(const char *url, const ch__registry_ops **ops, const 
     if (strncmp(url + n + 1, "//", 2) == 0)
         return ch_error_set(err, CH_EINVAL,
                             "store URL scheme \"%.*s\" is not supported by this build "
-                            "(use a path or sqlite:PATH)",
+                            "(use a path, sqlite:PATH or postgresql://...)",
                             (int)n, url);
     /* "name:rest" without "//" is a file name that happens to hold a colon. */
     *ops = &ch__registry_sqlite_ops;
@@ -1201,7 +1217,7 @@ static ch_err text_arg(const char *t, size_t max, const char *what, ch_error *er
 ch_err ch_registry_job_add(ch_registry *r, const char *kind, const char *trigger,
                            const char *params_json, const char *actor, int64_t *id, ch_error *err)
 {
-    ch__job_change j = {kind, trigger, actor, params_json, CH_JOB_QUEUED, -1, NULL, NULL};
+    ch__job_change j = {kind, trigger, actor, params_json, CH_JOB_QUEUED, -1, NULL, NULL, NULL, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1227,8 +1243,8 @@ ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, 
                               const char *stage, const char *result_json, const char *error,
                               ch_error *err)
 {
-    ch__job_change j = {NULL,  NULL, NULL, result_json, status, progress < 0 ? -1 : progress,
-                        stage, error};
+    ch__job_change j = {NULL,  NULL, NULL, result_json, status, progress < 0 ? -1 : progress, stage,
+                        error, NULL, 0};
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK && ((unsigned)status >= 6 || isnan(progress) || progress > 1))
         rc = ch_error_set(err, CH_EINVAL, "job update: bad status or progress");
@@ -1245,6 +1261,13 @@ ch_err ch_registry_job_update(ch_registry *r, int64_t id, ch_job_status status, 
 
 ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id, ch_error *err)
 {
+    return ch_registry_job_claim_as(r, kind, NULL, id, err);
+}
+
+ch_err ch_registry_job_claim_as(ch_registry *r, const char *kind, const char *owner, int64_t *id,
+                                ch_error *err)
+{
+    ch__job_change j = {kind, NULL, NULL, NULL, CH_JOB_RUNNING, -1, NULL, NULL, owner, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1252,16 +1275,26 @@ ch_err ch_registry_job_claim(ch_registry *r, const char *kind, int64_t *id, ch_e
     if (rc == CH_OK)
         rc = word_arg(kind, "job kind", err);
     if (rc == CH_OK)
-        rc = r->ops->job_claim(r->be, kind, &v, err);
+        rc = text_arg(owner, 200, "job owner", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_claim(r->be, &j, &v, err);
     if (rc == CH_OK)
         *id = v;
+    return rc;
+}
+
+ch_err ch_registry_job_heartbeat(ch_registry *r, int64_t id, ch_error *err)
+{
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK)
+        rc = r->ops->job_heartbeat(r->be, id, err);
     return rc;
 }
 
 ch_err ch_registry_job_cancel(ch_registry *r, int64_t id, const char *actor, ch_job_status *status,
                               ch_error *err)
 {
-    ch__job_change j = {NULL, NULL, actor, NULL, CH_JOB_CANCELLED, -1, NULL, NULL};
+    ch__job_change j = {NULL, NULL, actor, NULL, CH_JOB_CANCELLED, -1, NULL, NULL, NULL, 0};
     int st = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
@@ -1288,11 +1321,30 @@ ch_err ch_registry_job_cancel_requested(ch_registry *r, int64_t id, int *yes, ch
 
 ch_err ch_registry_jobs_interrupt(ch_registry *r, const char *why, int64_t *n, ch_error *err)
 {
-    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why};
+    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why, NULL, 0};
     int64_t v = 0;
     ch_err rc = need(r, "registry handle", err);
     if (rc == CH_OK)
         rc = text_arg(why, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = r->ops->jobs_interrupt(r->be, &j, &v, err);
+    if (rc == CH_OK && n != NULL)
+        *n = v;
+    return rc;
+}
+
+ch_err ch_registry_jobs_interrupt_stale(ch_registry *r, const char *why, int64_t stale_ms,
+                                        const char *owner, int64_t *n, ch_error *err)
+{
+    ch__job_change j = {NULL, NULL, NULL, NULL, CH_JOB_INTERRUPTED, -1, NULL, why, owner, stale_ms};
+    int64_t v = 0;
+    ch_err rc = need(r, "registry handle", err);
+    if (rc == CH_OK && stale_ms <= 0)
+        rc = ch_error_set(err, CH_EINVAL, "interrupting stale jobs: the age must be positive");
+    if (rc == CH_OK)
+        rc = text_arg(why, 1000, "reason", err);
+    if (rc == CH_OK)
+        rc = text_arg(owner, 200, "job owner", err);
     if (rc == CH_OK)
         rc = r->ops->jobs_interrupt(r->be, &j, &v, err);
     if (rc == CH_OK && n != NULL)

@@ -120,6 +120,10 @@ typedef struct ch__job_change {
     double progress;      /* update: 0..1, or negative to keep */
     const char *stage;    /* update: NULL keeps */
     const char *error;    /* update, interrupt: NULL keeps */
+    const char *owner;    /* claim: the runner; interrupt: its jobs whatever their heartbeat
+                             (NULL: none) */
+    int64_t stale_ms;     /* interrupt: only jobs whose heartbeat is older (0: every running
+                             job) */
 } ch__job_change;
 
 /* A rollout change; every string and number has been checked. */
@@ -226,7 +230,10 @@ typedef struct ch__registry_ops {
     ch_err (*job_update)(void *be, int64_t id, const ch__job_change *j, ch_error *err);
     ch_err (*job_cancel)(void *be, int64_t id, const ch__job_change *j, int *status, ch_error *err);
     ch_err (*job_cancel_requested)(void *be, int64_t id, int *yes, ch_error *err);
-    ch_err (*job_claim)(void *be, const char *kind, int64_t *id, ch_error *err);
+    /* Claims the oldest queued job of j->kind for j->owner (may be NULL). */
+    ch_err (*job_claim)(void *be, const ch__job_change *j, int64_t *id, ch_error *err);
+    /* Refreshes the heartbeat of job 'id' if it is running. */
+    ch_err (*job_heartbeat)(void *be, int64_t id, ch_error *err);
     ch_err (*jobs_interrupt)(void *be, const ch__job_change *j, int64_t *n, ch_error *err);
     ch_err (*jobs_json)(void *be, int64_t id, size_t limit, ch_buf *b, ch_error *err);
     ch_err (*rollout_start)(void *be, const ch__rollout_change *c, int64_t *id, ch_error *err);
@@ -237,6 +244,9 @@ typedef struct ch__registry_ops {
 
 /* The SQLite back end (registry_sqlite.c). */
 extern const ch__registry_ops ch__registry_sqlite_ops;
+
+/* The PostgreSQL back end (registry_pg.c). */
+extern const ch__registry_ops ch__registry_pg_ops;
 
 /* ---- helpers shared by the back ends (defined in registry.c) ---------- */
 

@@ -53,7 +53,7 @@
 #include "ch/hash.h"
 
 /* The layout this build writes (PRAGMA user_version). */
-#define LAYOUT 5
+#define LAYOUT 6
 
 /* Audit rows cannot be changed once written. Layout 2's migration drops
  * and re-creates the update trigger to chain the existing rows, so the
@@ -260,6 +260,11 @@ static const char schema_v5[] =
     "ALTER TABLE predictions ADD COLUMN shadow_probability REAL;\n"
     "ALTER TABLE predictions ADD COLUMN shadow_version INTEGER;\n";
 
+/* Layout 6: the process that runs a job and its heartbeat, so that
+ * servers sharing a store interrupt only the jobs whose runner is gone. */
+static const char schema_v6[] = "ALTER TABLE jobs ADD COLUMN owner TEXT;\n"
+                                "ALTER TABLE jobs ADD COLUMN heartbeat_ms INTEGER;\n";
+
 /* Alias moves, as opposed to decisions that moved nothing. */
 #define MOVES "('alias', 'promote', 'rollback')"
 
@@ -286,7 +291,7 @@ static const struct migration {
     ch_err (*step)(sq *s, ch_error *err);
 } migrations[LAYOUT] = {
     {schema_v1, NULL}, {schema_v2, chain_audit}, {schema_v3, NULL},
-    {schema_v4, NULL}, {schema_v5, NULL},
+    {schema_v4, NULL}, {schema_v5, NULL},        {schema_v6, NULL},
 };
 
 /* ---- SQLite's memory through ch_malloc --------------------------------- */
@@ -3364,7 +3369,7 @@ static const char *const job_status_sql[] = {"queued", "running",   "succeeded",
 
 #define JOB_COLS                                                                                   \
     "id, kind, status, trigger, actor, params_json, progress, stage, result_json, error, "         \
-    "cancel_requested, created_ms, started_ms, ended_ms"
+    "cancel_requested, created_ms, started_ms, ended_ms, owner, heartbeat_ms"
 
 static void job_fields(obj *o)
 {
@@ -3382,6 +3387,8 @@ static void job_fields(obj *o)
     o_ms_time(o, "created", 11);
     o_ms_time(o, "started", 12);
     o_ms_time(o, "ended", 13);
+    o_text(o, "owner", 14);
+    o_ms_time(o, "heartbeat", 15);
 }
 
 typedef struct job_ctx {
@@ -3460,7 +3467,8 @@ static ch_err job_update_body(sq *s, void *vc, ch_error *err)
               "started_ms = CASE WHEN ?2 = 'running' AND started_ms IS NULL THEN ?7 ELSE "
               "started_ms END, "
               "ended_ms = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled', 'interrupted') "
-              "THEN ?7 ELSE ended_ms END WHERE id = ?1",
+              "THEN ?7 ELSE ended_ms END, "
+              "heartbeat_ms = CASE WHEN ?2 = 'running' THEN ?7 ELSE heartbeat_ms END WHERE id = ?1",
               "itdttti", c->id, job_status_sql[j->status], j->progress, j->stage, j->json, j->error,
               now);
     return rc;
@@ -3476,6 +3484,7 @@ static ch_err job_claim_body(sq *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
     int64_t id = 0;
+    int64_t now = ch__registry_now_ms();
     int found = 0;
     ch_err rc = query_i64(s, &id, &found, "claiming a job", err,
                           "SELECT id FROM jobs WHERE kind = ?1 AND status = 'queued' ORDER BY id "
@@ -3485,22 +3494,35 @@ static ch_err job_claim_body(sq *s, void *vc, ch_error *err)
     if (rc != CH_OK || !found)
         return rc;
     rc = exec(s, "claiming a job", err,
-              "UPDATE jobs SET status = 'running', started_ms = ?2 WHERE id = ?1 AND status = "
-              "'queued'",
-              "ii", id, ch__registry_now_ms());
+              "UPDATE jobs SET status = 'running', started_ms = ?2, heartbeat_ms = ?2, owner = ?3 "
+              "WHERE id = ?1 AND status = 'queued'",
+              "iit", id, now, c->j->owner);
     if (rc == CH_OK && sqlite3_changes(s->db) == 1)
         c->id = id;
     return rc;
 }
 
-static ch_err sq_job_claim(void *be, const char *kind, int64_t *id, ch_error *err)
+static ch_err sq_job_claim(void *be, const ch__job_change *j, int64_t *id, ch_error *err)
 {
-    ch__job_change j = {kind, NULL, NULL, NULL, CH_JOB_RUNNING, -1, NULL, NULL};
-    job_ctx c = {&j, 0, 0, 0, NULL, 0};
+    job_ctx c = {j, 0, 0, 0, NULL, 0};
     ch_err rc = txn(be, 1, job_claim_body, &c, "claiming a job", err);
     if (rc == CH_OK)
         *id = c.id;
     return rc;
+}
+
+static ch_err job_beat_body(sq *s, void *vc, ch_error *err)
+{
+    job_ctx *c = vc;
+    return exec(s, "recording a job's heartbeat", err,
+                "UPDATE jobs SET heartbeat_ms = ?2 WHERE id = ?1 AND status = 'running'", "ii",
+                c->id, ch__registry_now_ms());
+}
+
+static ch_err sq_job_heartbeat(void *be, int64_t id, ch_error *err)
+{
+    job_ctx c = {NULL, id, 0, 0, NULL, 0};
+    return txn(be, 1, job_beat_body, &c, "recording a job's heartbeat", err);
 }
 
 static ch_err job_cancel_body(sq *s, void *vc, ch_error *err)
@@ -3546,10 +3568,19 @@ static ch_err sq_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
     return rc;
 }
 
+/* The running jobs an interrupt takes: every one (?3 = 0), or those
+ * whose heartbeat (their start, before the first) is older than ?4, and
+ * those of owner ?5. */
+#define JOBS_GONE                                                                                  \
+    "status = 'running' AND (?3 = 0 OR COALESCE(heartbeat_ms, started_ms, created_ms) < ?4 OR "    \
+    "owner = ?5)"
+
 static ch_err job_interrupt_body(sq *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
     char now[CH__REGISTRY_TS_LEN];
+    int64_t now_ms = ch__registry_now_ms();
+    int64_t cut = now_ms - c->j->stale_ms;
     ch_err rc;
     /* The tracked run an unfinished job had begun (its result names it)
      * ends with the job: failed, "interrupted", not running for ever. */
@@ -3559,15 +3590,14 @@ static ch_err job_interrupt_body(sq *s, void *vc, ch_error *err)
               "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
               "json_quote(COALESCE(?2, 'the server stopped while the job ran')) || '}' "
               "WHERE status = 'running' AND id IN (SELECT json_extract(result_json, '$.run_id') "
-              "FROM jobs WHERE status = 'running' AND json_valid(result_json))",
-              "tt", now, c->j->error);
+              "FROM jobs WHERE " JOBS_GONE " AND json_valid(result_json))",
+              "ttiit", now, c->j->error, c->j->stale_ms, cut, c->j->owner);
     if (rc != CH_OK)
         return rc;
     rc = exec(s, "marking jobs interrupted", err,
               "UPDATE jobs SET status = 'interrupted', ended_ms = ?1, "
-              "error = COALESCE(?2, 'interrupted') "
-              "WHERE status = 'running'",
-              "it", ch__registry_now_ms(), c->j->error);
+              "error = COALESCE(?2, 'interrupted') WHERE " JOBS_GONE,
+              "itiit", now_ms, c->j->error, c->j->stale_ms, cut, c->j->owner);
     if (rc == CH_OK)
         c->n = sqlite3_changes(s->db);
     return rc;
@@ -3970,6 +4000,7 @@ const ch__registry_ops ch__registry_sqlite_ops = {
     .job_cancel = sq_job_cancel,
     .job_cancel_requested = sq_job_cancel_requested,
     .job_claim = sq_job_claim,
+    .job_heartbeat = sq_job_heartbeat,
     .jobs_interrupt = sq_jobs_interrupt,
     .jobs_json = sq_jobs_json,
     .rollout_start = sq_rollout_start,

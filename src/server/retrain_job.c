@@ -11,18 +11,27 @@
  * champion, and the challenger registered only when it passes. Progress
  * and stage go to the job row as training advances; a cancel request
  * (POST /v1/jobs/{id}/cancel) is polled and stops training between fits.
- * A job that was queued or running when a server stopped is marked
- * interrupted when the next one starts: the version is registered in one
- * transaction, so such a job has either registered nothing or all of it.
+ * Several servers may share one store, so a claimed job records its
+ * owner (this server: "host:pid:start") and a heartbeat, refreshed every
+ * HEARTBEAT_MS while it runs (and with every progress write). A running
+ * job is marked interrupted only once its runner is gone: its heartbeat
+ * is older than STALE_MS (checked when a server starts and every SWEEP_S),
+ * or its owner is a process of this host that no longer exists (a server
+ * killed and started again finds its old job at once). The version is
+ * registered in one transaction, so such a job has either registered
+ * nothing or all of it.
  * When the challenger passes and rollout.auto is on, a canary rollout of it
  * starts at once.
  */
 #define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ch/alloc.h"
 #include "ch/json.h"
@@ -35,6 +44,13 @@
 #define POLL_S         2   /* queued jobs added by other processes are seen this fast */
 #define PROGRESS_MS    500 /* progress written to the store at most this often */
 #define CANCEL_POLL_MS 1000
+#define HEARTBEAT_MS   5000  /* a running job's heartbeat is refreshed this often */
+#define STALE_MS       60000 /* ... and its runner is taken for gone after this long without */
+#define SWEEP_S        30    /* how often a server looks for jobs whose runner is gone */
+
+/* This server as a job owner: "host:pid:start_ms", set by retrain_start(). */
+static char owner_id[160];
+static char host_name[128];
 
 typedef struct progress_ctx {
     app *a;
@@ -87,9 +103,44 @@ static void on_run(void *ctx, int64_t run_id)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The heartbeat of a running job, on the progress connection (under its
+ * mutex): training may go longer than STALE_MS between two progress
+ * calls, a heartbeat thread does not. */
+typedef struct beat_ctx {
+    progress_ctx *p;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} beat_ctx;
+
+static void *beat_main(void *arg)
+{
+    beat_ctx *b = arg;
+    thread_name("churn-heartbeat");
+    pthread_mutex_lock(&b->mu);
+    while (!b->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += HEARTBEAT_MS / 1000;
+        if (pthread_cond_timedwait(&b->cv, &b->mu, &until) == ETIMEDOUT && !b->done) {
+            ch_error err = {0};
+            pthread_mutex_lock(&b->p->mu);
+            if (ch_registry_job_heartbeat(b->p->preg, b->p->id, &err) != CH_OK)
+                server_log("retrain job %lld: heartbeat not written: %s", (long long)b->p->id,
+                           err.msg);
+            pthread_mutex_unlock(&b->p->mu);
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
 /* Runs claimed job 'id'. */
 static void run_job(app *a, ch_registry *reg, ch_registry *preg, int64_t id)
 {
+    beat_ctx beat;
+    pthread_t beat_thr;
+    int beating;
     ch_retrain_opts o;
     ch_retrain_result res;
     ch_error err = {0};
@@ -147,9 +198,26 @@ static void run_job(app *a, ch_registry *reg, ch_registry *preg, int64_t id)
     o.train.cancel = &pc.cancel;
     o.on_run = on_run;
 
+    memset(&beat, 0, sizeof beat);
+    beat.p = &pc;
+    pthread_mutex_init(&beat.mu, NULL);
+    pthread_cond_init(&beat.cv, NULL);
+    beating = pthread_create(&beat_thr, NULL, beat_main, &beat) == 0;
+    if (!beating)
+        server_log("retrain job %lld: no heartbeat thread; progress writes keep the job alive",
+                   (long long)id);
     atomic_store(&a->retrain.running, 1);
     rc = bad_settings != CH_OK ? bad_settings : ch_retrain_run(reg, &o, &res, &err);
     atomic_store(&a->retrain.running, 0);
+    if (beating) {
+        pthread_mutex_lock(&beat.mu);
+        beat.done = 1;
+        pthread_cond_signal(&beat.cv);
+        pthread_mutex_unlock(&beat.mu);
+        pthread_join(beat_thr, NULL);
+    }
+    pthread_cond_destroy(&beat.cv);
+    pthread_mutex_destroy(&beat.mu);
     if (rc == CH_OK && res.version > 0 && ch_config_num(a->cfg, "rollout.auto") != 0) {
         ch_error e2 = {0};
         char why[128];
@@ -209,6 +277,59 @@ static void run_job(app *a, ch_registry *reg, ch_registry *preg, int64_t id)
     pthread_mutex_destroy(&pc.mu);
 }
 
+/* Whether 'owner' names a process of this host that no longer exists. */
+static int owner_dead_here(const char *owner)
+{
+    size_t n = strlen(host_name);
+    char *end = NULL;
+    long pid;
+    if (owner == NULL || strncmp(owner, host_name, n) != 0 || owner[n] != ':' ||
+        strcmp(owner, owner_id) == 0)
+        return 0;
+    pid = strtol(owner + n + 1, &end, 10);
+    if (end == NULL || *end != ':' || pid <= 0)
+        return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Marks interrupted the running jobs whose runner is gone: a stale
+ * heartbeat, or an owner of this host that is not running any more.
+ * Returns how many. */
+static int64_t interrupt_gone(app *a, ch_registry *reg)
+{
+    const char *why = "the server running the job stopped";
+    ch_error err = {0};
+    ch_json *doc = NULL;
+    ch_buf b;
+    int64_t total = 0;
+    int64_t n = 0;
+    (void)a;
+    if (ch_registry_jobs_interrupt_stale(reg, why, STALE_MS, NULL, &n, &err) != CH_OK)
+        server_log("retraining: looking for abandoned jobs: %s", err.msg);
+    total += n;
+    ch_buf_init(&b, 4 << 20);
+    if (ch_registry_jobs_json(reg, 0, 200, &b, NULL) == CH_OK &&
+        ch_json_parse(b.data, b.len, &doc, NULL) == CH_OK) {
+        for (size_t i = 0; i < ch_json_len(doc); i++) {
+            const ch_json *j = ch_json_at(doc, i);
+            const char *st = ch_json_str(ch_json_get(j, "status"), NULL);
+            const char *owner = ch_json_str(ch_json_get(j, "owner"), NULL);
+            if (st == NULL || strcmp(st, "running") != 0 || !owner_dead_here(owner))
+                continue;
+            n = 0;
+            if (ch_registry_jobs_interrupt_stale(reg, why, STALE_MS, owner, &n, &err) != CH_OK)
+                server_log("retraining: interrupting the jobs of %s: %s", owner, err.msg);
+            total += n;
+        }
+    }
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    if (total > 0)
+        server_log("%lld unfinished jobs marked interrupted (their server is gone)",
+                   (long long)total);
+    return total;
+}
+
 static void *worker_main(void *arg)
 {
     app *a = arg;
@@ -216,6 +337,7 @@ static void *worker_main(void *arg)
     ch_registry *reg = NULL;
     ch_registry *preg = NULL;
     ch_registry_opts ro;
+    int64_t last_sweep_ms = unix_now_ms();
     thread_name("churn-retrain");
     background_thread("retraining jobs");
     ch_registry_opts_default(&ro);
@@ -241,8 +363,12 @@ static void *worker_main(void *arg)
                 ch_registry_open(ch_config_str(a->cfg, "registry.url"), &ro, &preg, &err) != CH_OK)
                 server_log("retraining: cannot open the registry: %s", err.msg);
         }
-        if (reg != NULL && preg != NULL && ch_registry_job_claim(reg, KIND, &id, NULL) == CH_OK &&
-            id > 0)
+        if (reg != NULL && unix_now_ms() - last_sweep_ms >= SWEEP_S * 1000) {
+            interrupt_gone(a, reg);
+            last_sweep_ms = unix_now_ms();
+        }
+        if (reg != NULL && preg != NULL &&
+            ch_registry_job_claim_as(reg, KIND, owner_id, &id, NULL) == CH_OK && id > 0)
             run_job(a, reg, preg, id);
         pthread_mutex_lock(&a->stop_mu);
     }
@@ -255,18 +381,22 @@ static void *worker_main(void *arg)
 ch_err retrain_start(app *a, ch_error *err)
 {
     retrain_live *R = &a->retrain;
-    int64_t n = 0;
+    struct timespec ts;
     if (!a->follow)
         return CH_OK;
+    (void)err;
+    if (gethostname(host_name, sizeof host_name) != 0)
+        snprintf(host_name, sizeof host_name, "localhost");
+    host_name[sizeof host_name - 1] = '\0';
+    for (char *c = host_name; *c != '\0'; c++)
+        if (*c == ':')
+            *c = '_';
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(owner_id, sizeof owner_id, "%s:%ld:%lld", host_name, (long)getpid(),
+             (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     pthread_mutex_lock(&a->reg_mu);
-    if (ch_registry_jobs_interrupt(a->reg, "the server stopped while the job was queued or running",
-                                   &n, err) != CH_OK) {
-        pthread_mutex_unlock(&a->reg_mu);
-        return CH_EDB;
-    }
+    (void)interrupt_gone(a, a->reg);
     pthread_mutex_unlock(&a->reg_mu);
-    if (n > 0)
-        server_log("%lld unfinished jobs marked interrupted", (long long)n);
     if (pthread_create(&R->thr, NULL, worker_main, a) != 0)
         return ch_error_set(err, CH_EIO, "cannot start the retraining worker");
     R->started = 1;

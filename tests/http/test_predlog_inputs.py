@@ -156,7 +156,7 @@ try:
     stored = {pid: blob for pid, blob in db.execute("SELECT id, inputs FROM predictions")}
     layout = db.execute("PRAGMA user_version").fetchone()[0]
     db.close()
-    t.check("the store is at the current layout (5)", layout == 5, layout)
+    t.check("the store is at the current layout (6)", layout == 6, layout)
     t.check("all 11 predictions are in the store with inputs",
             len(sent) == 11 and all(stored.get(pid) for pid in sent),
             {pid: stored.get(pid) for pid in sent})

@@ -1,7 +1,8 @@
 /*
  * test_registry.c -- the experiment tracker and model registry, through
  * include/ch/registry.h, on real SQLite files in the test's temporary
- * directory.
+ * directory, or, with CH_TEST_STORE_URL set to a PostgreSQL URL (tests/run
+ * starts a server), on a schema of that database per test.
  *
  * Besides round trips of every call, these tests attack the promises the
  * header makes: concurrent writers in separate processes, a process
@@ -9,8 +10,10 @@
  * cannot be changed, read-only, missing, corrupt and "newer" stores, and
  * every allocation failing in turn.
  *
- * Tests may use sqlite3.h directly to tamper with a store: the rule that
- * only registry_sqlite.c includes it binds library code, not tests.
+ * Tests may use sqlite3.h directly (and psql on PostgreSQL) to tamper with
+ * a store: the rule that only registry_sqlite.c includes it binds library
+ * code, not tests. Tests about SQLite's files run on SQLite only; on
+ * PostgreSQL they report a skip that names the reason.
  *
  * Forked helper processes end with _exit(): exit() would run the
  * harness's atexit handler and remove the test's temporary directory
@@ -215,13 +218,16 @@ static void remove_store(const char *path)
     unlink(side);
 }
 
-/* Runs raw SQL on a store file; returns SQLite's result code and copies
- * its message. */
+/* Runs raw SQL on a store; returns SQLite's result code and copies its
+ * message. On PostgreSQL any failure reads as SQLITE_CONSTRAINT. */
 static int raw_sql(const char *path, const char *sql, char *msg, size_t cap)
 {
     sqlite3 *db = NULL;
     char *em = NULL;
-    int rc = sqlite3_open(path, &db);
+    int rc;
+    if (ch_test_store_pg())
+        return ch_test_pg_sql(path, sql, msg, cap) == 0 ? SQLITE_OK : SQLITE_CONSTRAINT;
+    rc = sqlite3_open(path, &db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, sql, NULL, NULL, &em);
     if (msg != NULL)
@@ -264,10 +270,13 @@ TEST(url_schemes)
     ASSERT_INT_EQ(alias_of(r, "champion"), 1);
     ch_registry_close(r);
 
-    /* Other schemes are refused by name. */
+    /* Other schemes are refused by name, and PostgreSQL wants a URI. */
     r = NULL;
-    ASSERT_ERR(ch_registry_open("postgresql://db.example/churn", NULL, &r, &err), CH_EINVAL);
-    ASSERT_CONTAINS(err.msg, "postgresql");
+    ASSERT_ERR(ch_registry_open("mysql://db.example/churn", NULL, &r, &err), CH_EINVAL);
+    ASSERT_CONTAINS(err.msg, "mysql");
+    ASSERT(r == NULL);
+    ASSERT_ERR(ch_registry_open("postgresql:churn", NULL, &r, &err), CH_EINVAL);
+    ASSERT_CONTAINS(err.msg, "postgresql://");
     ASSERT(r == NULL);
     ASSERT_ERR(ch_registry_open("sqlite://host/x.db", NULL, &r, &err), CH_EINVAL);
     ASSERT_ERR(ch_registry_open("sqlite:", NULL, &r, &err), CH_EINVAL);
@@ -287,6 +296,32 @@ TEST(url_schemes)
     ch_registry_close(NULL);
 }
 
+/* A PostgreSQL store that cannot be reached: a clear error naming the
+ * store, with the password kept out of the message. No server is needed:
+ * the socket directory does not exist. */
+TEST(postgresql_unreachable)
+{
+    ch_registry *r = NULL;
+    ch_error err = {0};
+    ASSERT_ERR(ch_registry_open("postgresql://ann:s3cret-pw@/churn?host=/nonexistent/churn-pg"
+                                "&connect_timeout=2",
+                                NULL, &r, &err),
+               CH_EDB);
+    ASSERT(r == NULL);
+    ASSERT_CONTAINS(err.msg, "cannot open the store");
+    ASSERT_CONTAINS(err.msg, "postgresql://ann:***@/churn");
+    ASSERT(strstr(err.msg, "s3cret") == NULL);
+    memset(&err, 0, sizeof err);
+    ASSERT_ERR(
+        ch_registry_open("postgres:///churn?host=/nonexistent/x&password=hunter2", NULL, &r, &err),
+        CH_EDB);
+    ASSERT_CONTAINS(err.msg, "password=***");
+    ASSERT(strstr(err.msg, "hunter2") == NULL);
+    /* A URL libpq cannot read is refused as the store's error too. */
+    ASSERT_ERR(ch_registry_open("postgresql://[::1/churn", NULL, &r, &err), CH_EDB);
+    ASSERT(r == NULL);
+}
+
 TEST(read_only_missing_file)
 {
     ch_registry_opts o;
@@ -294,6 +329,14 @@ TEST(read_only_missing_file)
     ch_error err = {0};
     ch_registry_opts_default(&o);
     o.read_only = 1;
+    if (ch_test_store_pg()) {
+        /* A schema that does not exist is not created by a read-only open. */
+        ASSERT_ERR(ch_registry_open(ch_test_store("none.db"), &o, &r, &err), CH_EDB);
+        ASSERT(r == NULL);
+        ASSERT_CONTAINS(err.msg, "not a churn registry");
+        ASSERT_CONTAINS(err.msg, "none_db");
+        return;
+    }
     ASSERT_ERR(ch_registry_open(tmp_path("none.db"), &o, &r, &err), CH_EDB);
     ASSERT(r == NULL);
     ASSERT_CONTAINS(err.msg, "none.db");
@@ -318,6 +361,8 @@ TEST(corrupt_file)
     ch_registry_opts o;
     uint32_t x = 12345;
 
+    if (ch_test_store_pg())
+        SKIP("the bytes of a SQLite file: PostgreSQL checks its own pages");
     for (size_t i = 0; i < sizeof junk; i++) {
         x = x * 1103515245u + 12345u;
         junk[i] = (unsigned char)(x >> 16);
@@ -368,6 +413,18 @@ TEST(sqlite_file_of_another_program)
 {
     ch_registry *r = NULL;
     ch_error err = {0};
+    if (ch_test_store_pg()) {
+        /* A schema of another program: tables, but no layout number. */
+        const char *url = ch_test_store("other.db");
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "CREATE SCHEMA %s; CREATE TABLE %s.notes(x int); INSERT INTO %s.notes VALUES (1)",
+                 strstr(url, "%3D") + 3, strstr(url, "%3D") + 3, strstr(url, "%3D") + 3);
+        ASSERT_INT_EQ(raw_sql(url, sql, NULL, 0), SQLITE_OK);
+        ASSERT_ERR(ch_registry_open(url, NULL, &r, &err), CH_EDB);
+        ASSERT_CONTAINS(err.msg, "not a churn registry");
+        return;
+    }
     ASSERT_INT_EQ(raw_sql(tmp_path("other.db"),
                           "CREATE TABLE notes(x); INSERT INTO notes VALUES(1)", NULL, 0),
                   SQLITE_OK);
@@ -377,25 +434,30 @@ TEST(sqlite_file_of_another_program)
 
 TEST(newer_layout)
 {
-    ch_registry *r = open_store(tmp_path("new.db"));
+    const char *path = ch_test_store("new.db");
+    ch_registry *r = open_store(path);
     ch_error err = {0};
     ch_registry_opts o;
     ch_registry_close(r);
-    ASSERT_INT_EQ(raw_sql(tmp_path("new.db"), "PRAGMA user_version = 99", NULL, 0), SQLITE_OK);
+    ASSERT_INT_EQ(raw_sql(path,
+                          ch_test_store_pg() ? "UPDATE churn_layout SET layout = 99"
+                                             : "PRAGMA user_version = 99",
+                          NULL, 0),
+                  SQLITE_OK);
     r = NULL;
-    ASSERT_ERR(ch_registry_open(tmp_path("new.db"), NULL, &r, &err), CH_EDB);
+    ASSERT_ERR(ch_registry_open(path, NULL, &r, &err), CH_EDB);
     ASSERT(r == NULL);
     ASSERT_CONTAINS(err.msg, "layout 99");
     ch_registry_opts_default(&o);
     o.read_only = 1;
-    ASSERT_ERR(ch_registry_open(tmp_path("new.db"), &o, &r, &err), CH_EDB);
+    ASSERT_ERR(ch_registry_open(path, &o, &r, &err), CH_EDB);
     ASSERT_CONTAINS(err.msg, "newer");
 }
 
 TEST(read_only_store)
 {
     ch_registry_opts o;
-    ch_registry *r = open_store(tmp_path("ro.db"));
+    ch_registry *r = open_store(ch_test_store("ro.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     int64_t v = 0;
@@ -407,7 +469,7 @@ TEST(read_only_store)
     ch_registry_opts_default(&o);
     o.read_only = 1;
     r = NULL;
-    ASSERT_OK(ch_registry_open(tmp_path("ro.db"), &o, &r, &err));
+    ASSERT_OK(ch_registry_open(ch_test_store("ro.db"), &o, &r, &err));
     ASSERT_INT_EQ(alias_of(r, "champion"), 1);
     ch_buf_init(&b, 1 << 20);
     ASSERT_OK(ch_registry_models_json(r, &b, &err));
@@ -423,7 +485,7 @@ TEST(read_only_store)
 
     /* A file the process cannot write. Root ignores permissions, so this
      * part only runs for other users. */
-    if (geteuid() != 0) {
+    if (geteuid() != 0 && !ch_test_store_pg()) {
         ASSERT(chmod(tmp_path("ro.db"), 0444) == 0);
         r = NULL;
         ASSERT_ERR(ch_registry_open(tmp_path("ro.db"), NULL, &r, &err), CH_EDB);
@@ -439,7 +501,7 @@ TEST(read_only_store)
 
 TEST(runs_round_trip)
 {
-    ch_registry *r = open_store(tmp_path("runs.db"));
+    ch_registry *r = open_store(ch_test_store("runs.db"));
     ch_error err = {0};
     int64_t id1 = 0;
     int64_t id2 = 0;
@@ -574,7 +636,7 @@ TEST(runs_round_trip)
 
 TEST(register_and_resolve)
 {
-    ch_registry *r = open_store(tmp_path("reg.db"));
+    ch_registry *r = open_store(ch_test_store("reg.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     int64_t v = 0;
@@ -706,7 +768,7 @@ TEST(register_and_resolve)
 
 TEST(promotion_gate)
 {
-    ch_registry *r = open_store(tmp_path("gate.db"));
+    ch_registry *r = open_store(ch_test_store("gate.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     ch_promotion p;
@@ -826,7 +888,7 @@ static void promote_to(ch_registry *r, int64_t v)
 
 TEST(rollback_chain)
 {
-    ch_registry *r = open_store(tmp_path("rb.db"));
+    ch_registry *r = open_store(ch_test_store("rb.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     int64_t v = 0;
@@ -882,7 +944,7 @@ TEST(rollback_chain)
 
 TEST(audit_is_append_only)
 {
-    ch_registry *r = open_store(tmp_path("audit.db"));
+    ch_registry *r = open_store(ch_test_store("audit.db"));
     int64_t run = new_run(r);
     char msg[256];
 
@@ -892,16 +954,22 @@ TEST(audit_is_append_only)
     ch_registry_close(r);
 
     ASSERT_INT_EQ(
-        raw_sql(tmp_path("audit.db"), "UPDATE audit SET actor = 'mallory'", msg, sizeof msg),
+        raw_sql(ch_test_store("audit.db"), "UPDATE audit SET actor = 'mallory'", msg, sizeof msg),
         SQLITE_CONSTRAINT);
     ASSERT_CONTAINS(msg, "append-only");
-    ASSERT_INT_EQ(raw_sql(tmp_path("audit.db"), "DELETE FROM audit WHERE id = 1", msg, sizeof msg),
-                  SQLITE_CONSTRAINT);
+    ASSERT_INT_EQ(
+        raw_sql(ch_test_store("audit.db"), "DELETE FROM audit WHERE id = 1", msg, sizeof msg),
+        SQLITE_CONSTRAINT);
     ASSERT_CONTAINS(msg, "append-only");
-    ASSERT_INT_EQ(raw_sql(tmp_path("audit.db"), "DELETE FROM audit", msg, sizeof msg),
+    ASSERT_INT_EQ(raw_sql(ch_test_store("audit.db"), "DELETE FROM audit", msg, sizeof msg),
                   SQLITE_CONSTRAINT);
+    if (ch_test_store_pg()) {
+        ASSERT_INT_EQ(raw_sql(ch_test_store("audit.db"), "TRUNCATE audit", msg, sizeof msg),
+                      SQLITE_CONSTRAINT);
+        ASSERT_CONTAINS(msg, "append-only");
+    }
 
-    r = open_store(tmp_path("audit.db"));
+    r = open_store(ch_test_store("audit.db"));
     ASSERT_INT_EQ(count_audit(r, "register", 0), 2);
     {
         ch_json *row = last_audit(r, NULL);
@@ -914,7 +982,7 @@ TEST(audit_is_append_only)
 
 TEST(check_finds_tampering)
 {
-    ch_registry *r = open_store(tmp_path("tamper.db"));
+    ch_registry *r = open_store(ch_test_store("tamper.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     char msg[256];
@@ -924,47 +992,57 @@ TEST(check_finds_tampering)
     ch_registry_close(r);
 
     /* An alias moved without its audit row. */
-    ASSERT_INT_EQ(raw_sql(tmp_path("tamper.db"),
+    ASSERT_INT_EQ(raw_sql(ch_test_store("tamper.db"),
                           "UPDATE aliases SET version = 2 WHERE name = "
                           "'champion'",
                           msg, sizeof msg),
                   SQLITE_OK);
-    r = open_store(tmp_path("tamper.db"));
+    r = open_store(ch_test_store("tamper.db"));
     ASSERT_ERR(ch_registry_check(r, &err), CH_EDB);
     ASSERT_CONTAINS(err.msg, "champion");
     ch_registry_close(r);
-    ASSERT_INT_EQ(raw_sql(tmp_path("tamper.db"),
+    ASSERT_INT_EQ(raw_sql(ch_test_store("tamper.db"),
                           "UPDATE aliases SET version = 1 WHERE name = 'champion'", msg,
                           sizeof msg),
                   SQLITE_OK);
-    r = open_store(tmp_path("tamper.db"));
+    r = open_store(ch_test_store("tamper.db"));
     check_ok(r);
     ch_registry_close(r);
 
     /* The triggers dropped. */
-    ASSERT_INT_EQ(raw_sql(tmp_path("tamper.db"), "DROP TRIGGER audit_no_update", msg, sizeof msg),
+    ASSERT_INT_EQ(raw_sql(ch_test_store("tamper.db"),
+                          ch_test_store_pg() ? "ALTER TABLE audit DISABLE TRIGGER audit_no_update"
+                                             : "DROP TRIGGER audit_no_update",
+                          msg, sizeof msg),
                   SQLITE_OK);
-    r = open_store(tmp_path("tamper.db"));
+    r = open_store(ch_test_store("tamper.db"));
     ASSERT_ERR(ch_registry_check(r, &err), CH_EDB);
     ASSERT_CONTAINS(err.msg, "append-only");
     ch_registry_close(r);
 
     /* An audit time going backwards (possible once the trigger is gone). */
-    ASSERT_INT_EQ(raw_sql(tmp_path("tamper.db"),
-                          "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT "
-                          "RAISE(ABORT, 'audit rows are append-only'); END;",
+    ASSERT_INT_EQ(raw_sql(ch_test_store("tamper.db"),
+                          ch_test_store_pg()
+                              ? "ALTER TABLE audit ENABLE TRIGGER audit_no_update"
+                              : "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN "
+                                "SELECT RAISE(ABORT, 'audit rows are append-only'); END;",
                           msg, sizeof msg),
                   SQLITE_OK);
-    r = open_store(tmp_path("tamper.db"));
+    r = open_store(ch_test_store("tamper.db"));
     check_ok(r);
     ch_registry_close(r);
-    ASSERT_INT_EQ(raw_sql(tmp_path("tamper.db"),
-                          "DROP TRIGGER audit_no_update; UPDATE audit SET at = "
-                          "'2000-01-01T00:00:00.000Z' WHERE id = 3; CREATE TRIGGER audit_no_update "
-                          "BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'x'); END;",
+    ASSERT_INT_EQ(raw_sql(ch_test_store("tamper.db"),
+                          ch_test_store_pg()
+                              ? "ALTER TABLE audit DISABLE TRIGGER audit_no_update; UPDATE audit "
+                                "SET at = '2000-01-01T00:00:00.000Z' WHERE id = 3; ALTER TABLE "
+                                "audit ENABLE TRIGGER audit_no_update"
+                              : "DROP TRIGGER audit_no_update; UPDATE audit SET at = "
+                                "'2000-01-01T00:00:00.000Z' WHERE id = 3; CREATE TRIGGER "
+                                "audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, "
+                                "'x'); END;",
                           msg, sizeof msg),
                   SQLITE_OK);
-    r = open_store(tmp_path("tamper.db"));
+    r = open_store(ch_test_store("tamper.db"));
     ASSERT_ERR(ch_registry_check(r, &err), CH_EDB);
     ASSERT_CONTAINS(err.msg, "earlier");
     ch_registry_close(r);
@@ -1020,7 +1098,7 @@ static int writer(const char *path, unsigned seed)
 
 TEST(concurrent_writers)
 {
-    const char *path = tmp_path("conc.db");
+    const char *path = ch_test_store("conc.db");
     pid_t pids[4];
     ch_registry *r;
     ch_json *doc;
@@ -1082,7 +1160,7 @@ TEST(concurrent_writers)
  * new state with them. */
 static void kill_mid(int what)
 {
-    const char *path = tmp_path(what == 0 ? "kill-promote.db" : "kill-register.db");
+    const char *path = ch_test_store(what == 0 ? "kill-promote.db" : "kill-register.db");
     ch_registry *r = open_store(path);
     int64_t run = new_run(r);
     int fds[2];
@@ -1183,7 +1261,7 @@ TEST(killed_mid_registration)
 
 TEST(busy_writer_times_out)
 {
-    const char *path = tmp_path("busy.db");
+    const char *path = ch_test_store("busy.db");
     ch_registry *r = open_store(path);
     int64_t run = new_run(r);
     ch_registry_opts o;
@@ -1269,6 +1347,8 @@ TEST(out_of_memory)
     int failures = 0;
     struct stat sb;
 
+    if (ch_test_store_pg())
+        SKIP("allocation failures reach SQLite's allocator; libpq allocates on its own");
     if (stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0) {
         snprintf(dir, sizeof dir, "/dev/shm/churn-oom-XXXXXX");
         if (mkdtemp(dir) == NULL)
@@ -1343,7 +1423,7 @@ static const char *run_status(ch_registry *r, int64_t id)
  * interruption when a server starts again. */
 TEST(jobs_life_cycle)
 {
-    ch_registry *r = open_store(tmp_path("jobs.db"));
+    ch_registry *r = open_store(ch_test_store("jobs.db"));
     ch_error err = {0};
     int64_t a = 0, b = 0, n = 0;
     int yes = 0;
@@ -1422,6 +1502,157 @@ TEST(jobs_life_cycle)
     ch_registry_close(r);
 }
 
+/* Jobs of several servers on one store: a claim records its owner and a
+ * heartbeat; only jobs whose heartbeat went stale, or whose owner is
+ * named, are interrupted, and a heartbeat or a progress write keeps a job
+ * alive. */
+TEST(jobs_owner_and_heartbeat)
+{
+    ch_registry *r = open_store(ch_test_store("beat.db"));
+    ch_error err = {0};
+    int64_t a = 0, b = 0, got = 0, n = -1;
+    int64_t run = 0;
+    char rj[64];
+    ch_buf buf;
+    ch_json *doc;
+
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &a, &err));
+    ASSERT_OK(ch_registry_job_add(r, "monitor", "manual", NULL, "tester", &b, &err));
+    ASSERT_OK(ch_registry_job_claim_as(r, "retrain", "host-a:11:1", &got, &err));
+    ASSERT_INT_EQ(got, a);
+    ASSERT_OK(ch_registry_job_claim_as(r, "monitor", "host-b:22:2", &got, &err));
+    ASSERT_INT_EQ(got, b);
+    ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &run, &err));
+    snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
+    ASSERT_OK(ch_registry_job_update(r, a, CH_JOB_RUNNING, 0.3, "training", rj, NULL, &err));
+
+    ch_buf_init(&buf, 1 << 20);
+    ASSERT_OK(ch_registry_jobs_json(r, a, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "owner"), "host-a:11:1");
+    ASSERT(str_of(doc, "heartbeat") != NULL && strlen(str_of(doc, "heartbeat")) == 24);
+    ch_json_free(doc);
+    ch_buf_clear(&buf);
+
+    /* Fresh heartbeats: nothing is taken for abandoned. */
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 60000, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0);
+    ASSERT_ERR(ch_registry_jobs_interrupt_stale(r, "gone", 0, NULL, &n, &err), CH_EINVAL);
+    /* A named owner's jobs go whatever their heartbeat; the run ends too. */
+    ASSERT_OK(
+        ch_registry_jobs_interrupt_stale(r, "host-a restarted", 60000, "host-a:11:1", &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_STR_EQ(run_status(r, run), "failed");
+    ASSERT_OK(ch_registry_jobs_json(r, a, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "status"), "interrupted");
+    ASSERT_STR_EQ(str_of(doc, "error"), "host-a restarted");
+    ch_json_free(doc);
+    ch_buf_clear(&buf);
+
+    /* b's heartbeat ages past a short limit; a heartbeat renews it. */
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_job_heartbeat(r, b, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0);
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, 0.5, NULL, NULL, NULL, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "gone", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 0); /* a progress write is a heartbeat too */
+    sleep_ms(150);
+    ASSERT_OK(ch_registry_jobs_interrupt_stale(r, "its server stopped", 100, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_OK(ch_registry_jobs_json(r, b, 0, &buf, &err));
+    doc = parse_buf(&buf);
+    ASSERT_STR_EQ(str_of(doc, "status"), "interrupted");
+    ASSERT_STR_EQ(str_of(doc, "owner"), "host-b:22:2");
+    ch_json_free(doc);
+    ch_buf_reset(&buf);
+    /* A heartbeat of a job that ended changes nothing. */
+    ASSERT_OK(ch_registry_job_heartbeat(r, b, &err));
+    ASSERT_OK(ch_registry_job_heartbeat(r, 999, &err));
+    check_ok(r);
+    ch_registry_close(r);
+}
+
+/* Servers claiming at the same moment: each queued job goes to exactly
+ * one of them (on PostgreSQL, FOR UPDATE SKIP LOCKED; on SQLite, the
+ * write lock), and no claim fails. */
+TEST(concurrent_claims)
+{
+    const char *path = ch_test_store("claims.db");
+    ch_registry *r = open_store(path);
+    ch_error err = {0};
+    int64_t jobs[3];
+    int fds[2];
+    pid_t pids[6];
+    int64_t got[6];
+    int rfd[6];
+    int st = 0;
+    char go[6] = "gggggg";
+    const char *kinds[3] = {"retrain", "monitor", "export"};
+
+    for (int k = 0; k < 3; k++)
+        ASSERT_OK(ch_registry_job_add(r, kinds[k], "manual", NULL, "tester", &jobs[k], &err));
+    ch_registry_close(r);
+    ASSERT(pipe(fds) == 0);
+    for (int i = 0; i < 6; i++) {
+        int out[2];
+        ASSERT(pipe(out) == 0);
+        pids[i] = fork();
+        ASSERT(pids[i] >= 0);
+        if (pids[i] == 0) {
+            ch_registry *cr = NULL;
+            int64_t id = -1;
+            char c;
+            close(fds[1]);
+            close(out[0]);
+            if (ch_registry_open(path, NULL, &cr, NULL) != CH_OK)
+                _exit(2);
+            if (read(fds[0], &c, 1) != 1)
+                _exit(3);
+            if (ch_registry_job_claim_as(cr, kinds[i % 3], "claimer", &id, NULL) != CH_OK)
+                _exit(4);
+            if (write(out[1], &id, sizeof id) != (ssize_t)sizeof id)
+                _exit(5);
+            ch_registry_close(cr);
+            _exit(0);
+        }
+        close(out[1]);
+        rfd[i] = out[0]; /* the child's claim comes back here */
+    }
+    close(fds[0]);
+    sleep_ms(300);
+    ASSERT(write(fds[1], go, sizeof go) == (ssize_t)sizeof go);
+    close(fds[1]);
+    for (int i = 0; i < 6; i++) {
+        int64_t id = -1;
+        ASSERT(waitpid(pids[i], &st, 0) == pids[i]);
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        ASSERT(read(rfd[i], &id, sizeof id) == (ssize_t)sizeof id);
+        close(rfd[i]);
+        got[i] = id;
+    }
+    for (int k = 0; k < 3; k++) {
+        /* Children k and k + 3 claimed kind k: one got the job, one none. */
+        ASSERT((got[k] == jobs[k] && got[k + 3] == 0) || (got[k] == 0 && got[k + 3] == jobs[k]));
+    }
+    r = open_store(path);
+    {
+        ch_buf b;
+        ch_json *doc;
+        ch_buf_init(&b, 1 << 20);
+        ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &b, &err));
+        doc = parse_buf(&b);
+        ASSERT_INT_EQ(ch_json_len(doc), 3);
+        for (size_t i = 0; i < 3; i++)
+            ASSERT_STR_EQ(str_of(ch_json_at(doc, i), "status"), "running");
+        ch_json_free(doc);
+        ch_buf_reset(&b);
+    }
+    ch_registry_close(r);
+}
+
 static const double default_steps[] = {5, 25, 100};
 
 /* A rollout walks its steps and promotes the candidate in one
@@ -1429,7 +1660,7 @@ static const double default_steps[] = {5, 25, 100};
  * second rollout are refused; the registry's invariants hold. */
 TEST(rollout_walks_its_steps)
 {
-    ch_registry *r = open_store(tmp_path("roll.db"));
+    ch_registry *r = open_store(ch_test_store("roll.db"));
     ch_error err = {0};
     int64_t run = new_run(r);
     int64_t v1 = reg(r, run, 1), v2 = reg(r, run, 2), id = 0, other = 0;
@@ -1506,7 +1737,7 @@ TEST(rollout_walks_its_steps)
  * champion with the rollout promoted: never one without the other. */
 TEST(killed_mid_rollout_promotion)
 {
-    const char *path = tmp_path("kill-rollout.db");
+    const char *path = ch_test_store("kill-rollout.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     int64_t run = new_run(r);
@@ -1561,8 +1792,9 @@ TEST(killed_mid_rollout_promotion)
     ch_registry_close(r);
 }
 
-TEST_MAIN(T(jobs_life_cycle), T(rollout_walks_its_steps), T(killed_mid_rollout_promotion),
-          T(opts_defaults), T(url_schemes), T(read_only_missing_file), T(corrupt_file),
+TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(concurrent_claims),
+          T(rollout_walks_its_steps), T(killed_mid_rollout_promotion), T(opts_defaults),
+          T(url_schemes), T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
           T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
           T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
           T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),

@@ -126,7 +126,7 @@ static void world_init(world *w)
     memset(w, 0, sizeof *w);
     snprintf(w->workdir, sizeof w->workdir, "%s/var", ch_test_tmpdir());
     ASSERT_OK(ch_schema_load_file(ch_test_path("config/telco.schema.json"), &w->schema, &err));
-    ASSERT_OK(ch_registry_open(tmp_path("registry.db"), NULL, &w->reg, &err));
+    ASSERT_OK(ch_registry_open(ch_test_store("registry.db"), NULL, &w->reg, &err));
     w->base = sim("base.csv", 3000, 1, CH_SIM_DRIFT_NONE, 0);
     snprintf(dir, sizeof dir, "%s/runs/champion", w->workdir);
     w->champion = train_and_register(w->reg, w->schema, w->base, dir);
@@ -683,7 +683,7 @@ TEST(no_champion_and_bad_options)
     ch_retrain_opts o;
     ch_retrain_result r;
     ch_error err = {0};
-    ASSERT_OK(ch_registry_open(tmp_path("empty.db"), NULL, &reg, &err));
+    ASSERT_OK(ch_registry_open(ch_test_store("empty.db"), NULL, &reg, &err));
     ch_retrain_opts_default(&o);
     o.workdir = tmp_path("var");
     ASSERT_ERR(ch_retrain_run(reg, &o, &r, &err), CH_ENOTFOUND);

@@ -158,7 +158,7 @@ TEST(begin_writes_the_settings_in_effect)
     ch_json *over;
     int64_t id = 0;
     int found = 0;
-    snprintf(path, sizeof path, "%s/rollout.db", ch_test_tmpdir());
+    snprintf(path, sizeof path, "%s", ch_test_store("rollout.db"));
     remove(path);
     ch_registry_opts_default(&o);
     ASSERT_OK(ch_registry_open(path, &o, &r, &err));

@@ -2,11 +2,15 @@
  * test_store.c -- what the registry store keeps for the prediction
  * service, through include/ch/registry.h: users, API keys, the
  * hash-chained audit log (append, tail, verify, tampering, migration of
- * a layout-1 store), predictions and feedback, on real SQLite files.
+ * a layout-1 store), predictions and feedback, on real SQLite files, or
+ * with CH_TEST_STORE_URL set to a PostgreSQL URL on a schema per test.
  *
- * Like test_registry.c, tests may use sqlite3.h directly to build old
- * layouts and to tamper with a store; the single-includer rule binds
- * library code only. Forked helpers end with _exit().
+ * Like test_registry.c, tests may use sqlite3.h directly (psql on
+ * PostgreSQL) to build old layouts and to tamper with a store; the
+ * single-includer rule binds library code only. Tests of SQLite files of
+ * earlier layouts and of SQLite's allocator report a skip on PostgreSQL,
+ * whose stores start at the current layout. Forked helpers end with
+ * _exit().
  */
 #include <errno.h>
 #include <signal.h>
@@ -193,13 +197,50 @@ static int64_t n_audit(ch_registry *r)
     return n;
 }
 
-/* Runs raw SQL on a store file; returns SQLite's result code and copies
- * its message. */
+/* On PostgreSQL, the tampering scripts below drop a trigger to edit the
+ * rows it guards; there the same is done by disabling it, which
+ * ch_registry_check() notices just as well. */
+static void pg_tamper_sql(const char *sql, char *out, size_t cap)
+{
+    static const struct {
+        const char *from, *to;
+    } map[] = {
+        {"DROP TRIGGER audit_no_update", "ALTER TABLE audit DISABLE TRIGGER audit_no_update"},
+        {"DROP TRIGGER audit_no_delete", "ALTER TABLE audit DISABLE TRIGGER audit_no_delete"},
+        {"DROP TRIGGER audit_head_no_delete",
+         "ALTER TABLE audit_head DISABLE TRIGGER audit_head_no_delete"},
+    };
+    size_t n = 0;
+    out[0] = '\0';
+    while (*sql != '\0' && n + 1 < cap) {
+        size_t i, hit = sizeof map / sizeof map[0];
+        for (i = 0; i < sizeof map / sizeof map[0]; i++)
+            if (strncmp(sql, map[i].from, strlen(map[i].from)) == 0)
+                hit = i;
+        if (hit < sizeof map / sizeof map[0] && n + strlen(map[hit].to) + 1 < cap) {
+            memcpy(out + n, map[hit].to, strlen(map[hit].to));
+            n += strlen(map[hit].to);
+            sql += strlen(map[hit].from);
+        } else {
+            out[n++] = *sql++;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Runs raw SQL on a store; returns SQLite's result code and copies its
+ * message. On PostgreSQL any failure reads as SQLITE_CONSTRAINT. */
 static int raw_sql(const char *path, const char *sql, char *msg, size_t cap)
 {
     sqlite3 *db = NULL;
     char *em = NULL;
-    int rc = sqlite3_open(path, &db);
+    int rc;
+    if (ch_test_store_pg()) {
+        char pg_sql[2048];
+        pg_tamper_sql(sql, pg_sql, sizeof pg_sql);
+        return ch_test_pg_sql(path, pg_sql, msg, cap) == 0 ? SQLITE_OK : SQLITE_CONSTRAINT;
+    }
+    rc = sqlite3_open(path, &db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, sql, NULL, NULL, &em);
     if (msg != NULL)
@@ -242,7 +283,7 @@ static const char *cust(unsigned c)
 
 TEST(users_round_trip)
 {
-    ch_registry *r = open_store(tmp_path("users.db"));
+    ch_registry *r = open_store(ch_test_store("users.db"));
     ch_error err = {0};
     ch_registry_user u;
     ch_json *doc;
@@ -375,7 +416,7 @@ TEST(users_round_trip)
 /* A hash from the real Argon2id code round-trips through the store. */
 TEST(users_with_real_password_hash)
 {
-    ch_registry *r = open_store(tmp_path("pw.db"));
+    ch_registry *r = open_store(ch_test_store("pw.db"));
     ch_error err = {0};
     char hash[CH_PASSWORD_HASH_MAX];
     ch_registry_user u;
@@ -406,7 +447,7 @@ static void last_used_of(ch_registry *r, const char *id, char out[32])
 
 TEST(api_keys)
 {
-    const char *path = tmp_path("keys.db");
+    const char *path = ch_test_store("keys.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     char key[CH_API_KEY_LEN + 1];
@@ -574,7 +615,7 @@ TEST(api_keys)
  * lock held elsewhere, a lookup returns at once and records nothing. */
 TEST(key_use_does_not_wait)
 {
-    const char *path = tmp_path("keywait.db");
+    const char *path = ch_test_store("keywait.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     char key[CH_API_KEY_LEN + 1];
@@ -587,13 +628,35 @@ TEST(key_use_does_not_wait)
 
     ASSERT_OK(ch_api_key_new(key, id, sha, &err));
     ASSERT_OK(ch_registry_key_add(r, id, sha, "service", NULL, "root", &err));
-    ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    ASSERT_INT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    t0 = mono_ms();
-    ASSERT_OK(ch_registry_key_lookup(r, id, sha, &k, &err));
-    ASSERT(mono_ms() - t0 < 1000); /* the default busy budget is 10 s */
-    ASSERT_INT_EQ(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    if (ch_test_store_pg()) {
+        /* Another session holds the key's row for two seconds. */
+        char sql[300];
+        pid_t pid;
+        int st = 0;
+        snprintf(sql, sizeof sql,
+                 "BEGIN; UPDATE api_keys SET label = label WHERE id = '%s'; "
+                 "SELECT pg_sleep(2); ROLLBACK",
+                 id);
+        pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0)
+            _exit(ch_test_pg_sql(path, sql, NULL, 0) == 0 ? 0 : 1);
+        sleep_ms(700);
+        t0 = mono_ms();
+        ASSERT_OK(ch_registry_key_lookup(r, id, sha, &k, &err));
+        ASSERT(mono_ms() - t0 < 1000);
+        ASSERT(waitpid(pid, &st, 0) == pid);
+        ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        (void)db;
+    } else {
+        ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+        ASSERT_INT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+        t0 = mono_ms();
+        ASSERT_OK(ch_registry_key_lookup(r, id, sha, &k, &err));
+        ASSERT(mono_ms() - t0 < 1000); /* the default busy budget is 10 s */
+        ASSERT_INT_EQ(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
     last_used_of(r, id, t);
     ASSERT_STR_EQ(t, "");
     /* Once the lock is gone, the next use records it. */
@@ -607,7 +670,7 @@ TEST(key_use_does_not_wait)
 
 TEST(audit_append_and_tail)
 {
-    ch_registry *r = open_store(tmp_path("append.db"));
+    ch_registry *r = open_store(ch_test_store("append.db"));
     ch_error err = {0};
     ch_json *doc;
     const ch_json *e;
@@ -694,7 +757,7 @@ TEST(audit_append_and_tail)
  * the code hashes. */
 TEST(audit_hash_matches_documented_layout)
 {
-    ch_registry *r = open_store(tmp_path("canon.db"));
+    ch_registry *r = open_store(ch_test_store("canon.db"));
     ch_error err = {0};
     ch_json *doc;
     const ch_json *e;
@@ -768,16 +831,27 @@ static void expect_broken(const char *path, int64_t bad, const char *needle)
     ch_registry_close(r);
 }
 
+/* Copies a store file. On PostgreSQL, where a store is no file, saving
+ * the copy does nothing and restoring it rebuilds the store's history
+ * afresh in an empty schema: the same entries with the same ids. */
 static void copy_file(const char *from, const char *to)
 {
     char cmd[1400];
+    if (ch_test_store_pg()) {
+        if (strncmp(to, "postgres", 8) == 0) {
+            snprintf(cmd, sizeof cmd, "DROP SCHEMA %s CASCADE", strstr(to, "%3D") + 3);
+            sql_ok(to, cmd);
+            ASSERT_INT_EQ(busy_history(to), 7);
+        }
+        return;
+    }
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
     ASSERT(system(cmd) == 0);
 }
 
 TEST(audit_tampering_is_found)
 {
-    const char *path = tmp_path("chain.db");
+    const char *path = ch_test_store("chain.db");
     const char *keep = tmp_path("chain.keep");
     char msg[256];
     ch_registry *r;
@@ -896,12 +970,15 @@ static const char layout1[] = LAYOUT1_TABLES
 
 TEST(migration_chains_existing_rows)
 {
-    const char *path = tmp_path("v1.db");
+    const char *path = ch_test_store("v1.db");
     ch_registry *r;
     ch_error err = {0};
     ch_json *doc;
     char msg[256];
     int64_t v = 0;
+
+    if (ch_test_store_pg())
+        SKIP("builds a SQLite file of layout 1; PostgreSQL stores start at the current layout");
 
     sql_ok(path, layout1);
     /* Read-only cannot upgrade. */
@@ -951,7 +1028,7 @@ TEST(migration_chains_existing_rows)
 /* Writers in four processes append at once; the chain stays one chain. */
 TEST(concurrent_appends_keep_one_chain)
 {
-    const char *path = tmp_path("conc.db");
+    const char *path = ch_test_store("conc.db");
     pid_t pids[4];
     ch_registry *r = open_store(path);
     ch_registry_close(r);
@@ -998,7 +1075,7 @@ TEST(concurrent_appends_keep_one_chain)
 
 TEST(predictions_and_feedback)
 {
-    const char *path = tmp_path("fb.db");
+    const char *path = ch_test_store("fb.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     ch_prediction_rec recs[50];
@@ -1135,7 +1212,7 @@ TEST(predictions_and_feedback)
 
 TEST(prediction_batches_are_checked_and_atomic)
 {
-    const char *path = tmp_path("batch.db");
+    const char *path = ch_test_store("batch.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     ch_prediction_rec recs[10];
@@ -1196,8 +1273,13 @@ TEST(prediction_batches_are_checked_and_atomic)
                CH_ENOTFOUND);
 
     /* The store failing in the middle of a batch keeps none of it. */
-    sql_ok(path, "CREATE TRIGGER boom BEFORE INSERT ON predictions WHEN NEW.time_ms = 5007 "
-                 "BEGIN SELECT RAISE(ABORT, 'boom'); END;");
+    if (ch_test_store_pg())
+        sql_ok(path, "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$BEGIN RAISE EXCEPTION 'boom'; END$$; CREATE TRIGGER boom BEFORE INSERT ON "
+                     "predictions FOR EACH ROW WHEN (NEW.time_ms = 5007) EXECUTE FUNCTION boom()");
+    else
+        sql_ok(path, "CREATE TRIGGER boom BEFORE INSERT ON predictions WHEN NEW.time_ms = 5007 "
+                     "BEGIN SELECT RAISE(ABORT, 'boom'); END;");
     ASSERT_ERR(ch_registry_log_predictions(r, recs, 10, &err), CH_EDB);
     ASSERT_CONTAINS(err.msg, "boom");
     ASSERT_ERR(ch_registry_feedback_add(r, recs[0].id, NULL, 1, "2024-01-01", "t", got, &err),
@@ -1205,7 +1287,7 @@ TEST(prediction_batches_are_checked_and_atomic)
     ASSERT_ERR(ch_registry_feedback_add(r, NULL, cust(1), 1, "2024-01-01", "t", got, &err),
                CH_ENOTFOUND);
     /* The cached statement survives the failure. */
-    sql_ok(path, "DROP TRIGGER boom");
+    sql_ok(path, ch_test_store_pg() ? "DROP TRIGGER boom ON predictions" : "DROP TRIGGER boom");
     ASSERT_OK(ch_registry_log_predictions(r, recs, 10, &err));
     ASSERT_OK(ch_registry_feedback_add(r, NULL, cust(1), 1, "2024-01-01", "t", got, &err));
     ASSERT_STR_EQ(got, recs[9].id);
@@ -1223,7 +1305,7 @@ TEST(prediction_batches_are_checked_and_atomic)
 /* A process killed in the middle of a batch leaves none of it. */
 TEST(killed_mid_batch)
 {
-    const char *path = tmp_path("kill.db");
+    const char *path = ch_test_store("kill.db");
     ch_registry *r = open_store(path);
     ch_prediction_rec recs[20];
     char got[CH_PREDICTION_ID_LEN + 1];
@@ -1378,7 +1460,7 @@ static void fill_inputs(ch_prediction_rec *p, unsigned n, size_t len)
 TEST(prediction_scan_round_trip)
 {
     static const size_t lens[] = {87, 0, 1, CH_PREDLOG_INPUTS_MAX, 95, 0, 151};
-    const char *path = tmp_path("scan.db");
+    const char *path = ch_test_store("scan.db");
     ch_registry *r = open_store(path);
     ch_prediction_rec recs[7];
     ch_error err = {0};
@@ -1526,7 +1608,7 @@ static void check_queries(ch_registry *r, const ch_prediction_rec *recs, const u
 TEST(prediction_scan_filters_and_order)
 {
     enum { N = 400, N_FB = 120 };
-    const char *path = tmp_path("filters.db");
+    const char *path = ch_test_store("filters.db");
     ch_registry *r = open_store(path);
     static ch_prediction_rec recs[N];
     unsigned order[N];
@@ -1644,12 +1726,15 @@ static const char layout2[] = LAYOUT1_TABLES
  * inputs NULL, new rows carry theirs, and the new index exists. */
 TEST(layout2_store_migrates)
 {
-    const char *path = tmp_path("v2.db");
+    const char *path = ch_test_store("v2.db");
     ch_registry *r;
     ch_prediction_rec p;
     ch_error err = {0};
     scan_out g = {0};
     char msg[256];
+
+    if (ch_test_store_pg())
+        SKIP("builds a SQLite file of layout 2; PostgreSQL stores start at the current layout");
 
     sql_ok(path, layout2);
     {
@@ -1700,7 +1785,7 @@ TEST(layout2_store_migrates)
         ASSERT_INT_EQ(sqlite3_open(path, &db), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         ASSERT_INT_EQ(sqlite3_step(st), SQLITE_ROW);
-        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 5); /* migrated through to the current layout */
+        ASSERT_INT_EQ(sqlite3_column_int(st, 0), 6); /* migrated through to the current layout */
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
@@ -1710,7 +1795,7 @@ TEST(layout2_store_migrates)
 /* Bad queries are CH_EINVAL and touch nothing. */
 TEST(prediction_query_arguments)
 {
-    const char *path = tmp_path("q.db");
+    const char *path = ch_test_store("q.db");
     ch_registry *r = open_store(path);
     ch_prediction_query q;
     ch_error err = {0};
@@ -1928,6 +2013,9 @@ TEST(out_of_memory)
     long stride = getenv("CH_VALGRIND") != NULL ? 7 : 1;
     int failures = 0;
 
+    if (ch_test_store_pg())
+        SKIP("allocation failures reach SQLite's allocator; libpq allocates on its own");
+
     char tpl[700];
 
     oom_dir(dir);
@@ -1977,6 +2065,9 @@ TEST(out_of_memory_migrating)
     long stride = getenv("CH_VALGRIND") != NULL ? 7 : 1;
     int failures = 0;
 
+    if (ch_test_store_pg())
+        SKIP("allocation failures reach SQLite's allocator; libpq allocates on its own");
+
     oom_dir(dir);
     snprintf(tpl, sizeof tpl, "%s/v1.tpl", dir[0] != '\0' ? dir : ch_test_tmpdir());
     snprintf(path, sizeof path, "%s/mig.db", dir[0] != '\0' ? dir : ch_test_tmpdir());
@@ -2021,7 +2112,7 @@ TEST(out_of_memory_migrating)
  * CH_REGISTRY_MONITOR_KEEP per kind; bad arguments touch nothing. */
 TEST(monitor_results)
 {
-    const char *path = tmp_path("mon.db");
+    const char *path = ch_test_store("mon.db");
     ch_registry *r = open_store(path);
     ch_error err = {0};
     ch_buf b;

@@ -146,7 +146,7 @@ TEST(run_saved_and_registered)
     ASSERT_OK(ch_schema_load_file(ch_test_path("config/telco.schema.json"), &schema, &err));
     ASSERT_OK(ch_ingest_file(schema, csv, NULL, &frame, &rep, &err));
     ASSERT_OK(ch_pipeline_spec_auto(schema, &spec, &err));
-    ASSERT_OK(ch_registry_open(tmp_path("registry.db"), NULL, &reg, &err));
+    ASSERT_OK(ch_registry_open(ch_test_store("registry.db"), NULL, &reg, &err));
 
     r.dataset_sha256 = rep->sha256;
     r.dataset_path = csv;
