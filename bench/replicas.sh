@@ -4,8 +4,9 @@
 #   bench/replicas.sh [SECONDS]      default 10
 #
 # Trains a champion and a second model on synthetic customers, then starts
-# two `churn serve` replicas on one store (STORE_URL, default a SQLite file
-# in a temp dir; a postgresql://... URL when that back end is built in) and
+# two `churn serve` replicas on one store (STORE_URL: default a SQLite file
+# in a temp dir; "pg" for a throwaway PostgreSQL server on a unix socket,
+# tests/pg/cluster.sh; or any postgresql://... URL) and
 # the same secrets files, and Debian's nginx in front of them with
 # deploy/nginx/churn.conf (only its listen address and replica list
 # changed). With wrk (-t2 -c64, keep-alive, after a 3 s warm-up), POST
@@ -42,12 +43,20 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+if [ "${STORE_URL:-}" = pg ]; then
+    . tests/pg/cluster.sh
+    pgdir=$(mktemp -d "${TMPDIR:-/tmp}/churn-bench-pg-XXXXXX")
+    trap 'cleanup; pg_stop; rm -rf "$pgdir"' EXIT
+    pg_start "$pgdir" || exit 1
+    STORE_URL=$CH_PG_URL
+fi
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 S=(--set "registry.url=${STORE_URL:-$tmp/r.db}" --set "serve.jwt_secret_file=$tmp/jwt"
    --set "serve.pseudonym_key_file=$tmp/pkey" --set serve.reload_ms=100
-   --set serve.rate_per_s=0 --set monitor.interval_s=0 --set retrain.signals=)
+   --set serve.rate_per_s=0 --set monitor.interval_s=0 --set retrain.signals=
+   --set serve.login_per_min=1000000 --set serve.max_per_ip=4096)
 "$churn" simulate --rows 4000 --seed 3 -o "$tmp/customers.csv" >/dev/null 2>&1
 "$churn" train "${S[@]}" --set "workdir=$tmp/var" --set train.families=logreg >/dev/null 2>&1
 "$churn" train "${S[@]}" --set "workdir=$tmp/var" --set train.families=logreg \
@@ -132,12 +141,19 @@ run() { # name url
 
 failed=0
 echo "== bench/replicas: $(nproc) cores, $(date -u +%Y-%m-%d), wrk -t2 -c64 -d${SECS}s," \
-    "store ${STORE_URL:+$STORE_URL}${STORE_URL:-SQLite}, nginx $("$nginx" -v 2>&1 | sed 's|.*/||')"
+    "store $(case "${STORE_URL:-}" in postgres*) echo PostgreSQL ;; *) echo SQLite ;; esac), nginx $("$nginx" -v 2>&1 | sed 's|.*/||')"
 run "one replica, direct" "$base1/v1/predict?k=3"
 start_nginx "$port_1"
 run "nginx, one replica" "http://127.0.0.1:$lb_port/v1/predict?k=3"
 start_nginx "$port_1" "$port_2"
 run "nginx, two replicas" "http://127.0.0.1:$lb_port/v1/predict?k=3"
+# Token requests are limited per client address by nginx (burst 10).
+codes=$(for _ in $(seq 1 15); do
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST "http://127.0.0.1:$lb_port/v1/auth/token" \
+        -H 'Content-Type: application/json' -d '{"username":"bench","password":"bench-pass-1"}'
+done | sort | uniq -c | tr -s ' \n' ' ')
+echo "15 token requests at once through nginx: ${codes}(HTTP status: count first)"
+case "$codes" in *" 429"*) ;; *) echo "bench/replicas: nginx did not limit token requests" >&2; failed=1 ;; esac
 for n in 1 2; do
     p=$(eval echo "\$port_$n")
     c=$(curl -s "http://127.0.0.1:$p/metrics" | awk '/^churn_predictions_total/ {s += $2} END {print s + 0}')

@@ -17,6 +17,10 @@
 #                              mounts its ConfigMap there).
 #   CHURN_ACCESS_LOG           serve.access_log ("-", the image's default:
 #                              standard error, for the container's log).
+#   PGPASSWORD_FILE            a file holding the PostgreSQL password of a
+#                              postgresql:// registry.url, exported as libpq's
+#                              PGPASSWORD (a mounted secret; libpq ignores a
+#                              ~/.pgpass that others may read).
 #
 # Settings with an environment variable (docs/config.md) can be given as
 # such. Arguments are passed on to `churn serve` after everything above,
@@ -41,6 +45,11 @@ if [ -n "${CHURN_SETTINGS_FILE:-}" ]; then
     done <"$CHURN_SETTINGS_FILE"
 fi
 [ -n "${CHURN_ACCESS_LOG:-}" ] && sets+=(--set "serve.access_log=$CHURN_ACCESS_LOG")
+if [ -n "${PGPASSWORD_FILE:-}" ]; then
+    IFS= read -r PGPASSWORD <"$PGPASSWORD_FILE" \
+        || { echo "churn-entrypoint: cannot read PGPASSWORD_FILE $PGPASSWORD_FILE" >&2; exit 1; }
+    export PGPASSWORD
+fi
 
 mode=serve
 bootstrap=${CHURN_BOOTSTRAP:-0}

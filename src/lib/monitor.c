@@ -793,7 +793,7 @@ static ch_err measure_all(const ch_monitor_window *w, const ch_monitor_opts *o, 
             cols[at[i]].p_adj = p[i];
     }
     if (rc != CH_OK)
-        goto done; /* a measure may be unset: nothing to judge */
+        goto done;                /* a measure may be unset: nothing to judge */
     score->p_adj = score->test.p; /* one test of its own */
     for (size_t c = 0; c < r->n_cols; c++)
         cols[c].status = judge(&cols[c], o);
