@@ -12,7 +12,7 @@ function resultCsv(preds) {
   const header = ['row', 'customer_id', 'probability', 'label', 'risk_band', 'model_version',
     'reasons', 'error', 'line', 'field', 'message'];
   const rows = preds.map((p, i) => p.error
-    ? [i + 1, '', '', '', '', '', '', p.error, p.line ?? '', p.field ?? '', p.message]
+    ? [i + 1, '', '', '', '', '', '', p.error, p.line ?? '', p.field ?? '', p.message ?? '']
     : [i + 1, p.customer_id ?? '', p.probability, p.label, p.risk_band, p.model.version,
       (p.reasons || []).map((r) => r.text).join('; '), '', '', '', '']);
   return toCsv(header, rows);
@@ -42,7 +42,8 @@ function renderResult(box, doc, fileName) {
       { head: 'Risk', cell: (p) => (p.error ? '-' : pct(p.probability)) },
       { head: 'Band', cell: (p) => p.risk_band ?? '' },
       { head: 'Top reason / error', cell: (p) => (p.error
-        ? `line ${p.line}${p.field ? ' (' + p.field + ')' : ''}: ${p.message}`
+        ? (p.line != null ? `line ${p.line}${p.field ? ' (' + p.field + ')' : ''}: ` : '') +
+          (p.message ?? p.error)
         : (p.reasons && p.reasons[0] ? p.reasons[0].text : '')) },
     ], preds.slice(0, 20), { id: 'batch-rows' }));
 }

@@ -7,12 +7,16 @@
 import { ApiError, call, can } from './api.js';
 import { badge, barChart, clear, el, errorBox, lineChart, num, svg, table, when } from './ui.js';
 
-// The latest result of 'kind', or null when there is none yet (404).
-async function latest(kind) {
+// The latest result of 'kind', or null when there is none yet (404: the
+// server's reason goes into 'why').
+async function latest(kind, why) {
   try {
     return await call('GET', '/v1/monitor/' + kind);
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return null;
+    if (e instanceof ApiError && e.status === 404) {
+      why.push(e.message);
+      return null;
+    }
     throw e;
   }
 }
@@ -156,10 +160,12 @@ export async function renderMonitor(root) {
   const body = el('div');
   async function load() {
     try {
-      const [d, dc, es, hist] = await Promise.all([latest('drift'), latest('decay'), latest('estimate'),
-        call('GET', '/v1/monitor/estimate?history=50')]);
+      const why = [];
+      // The history is an extra: its failure costs only its chart.
+      const [d, dc, es, hist] = await Promise.all([latest('drift', why), latest('decay', why),
+        latest('estimate', why), call('GET', '/v1/monitor/estimate?history=50').catch(() => [])]);
       clear(body).append(d === null && dc === null && es === null
-        ? el('p', { class: 'note', id: 'mon-none' }, 'No monitoring result yet: the first job runs a few seconds after the server starts.')
+        ? el('p', { class: 'note', id: 'mon-none' }, why[0].charAt(0).toUpperCase() + why[0].slice(1))
         : '', driftSection(d), decaySection(dc), estimateSection(es, hist || []));
     } catch (e) {
       clear(body).append(errorBox(e));

@@ -6,10 +6,15 @@
 import { call, can } from './api.js';
 import { badge, clear, el, errorBox, num, pct, table } from './ui.js';
 
-let schemaDoc = null; // cached per login: the schema only changes with the model's schema
+let schemaDoc = null; // the served model's, fetched each time the view opens
 
 export function resetPredict() {
   schemaDoc = null;
+}
+
+// A column that may be missing gets an empty choice, sent as null.
+function missingOption(col) {
+  return col.nullable === false ? [] : [el('option', { value: '' }, '(missing)')];
 }
 
 // One input per column the model reads. The target is not asked for; the
@@ -20,10 +25,11 @@ function field(col) {
   let input;
   if (col.kind === 'categorical') {
     input = el('select', { id, name: col.name },
-      (col.categories || []).map((c) => el('option', { value: c }, c)));
+      (col.categories || []).map((c) => el('option', { value: c }, c)).concat(missingOption(col)));
   } else if (col.kind === 'binary') {
     input = el('select', { id, name: col.name },
-      el('option', { value: 'false' }, 'No'), el('option', { value: 'true' }, 'Yes'));
+      el('option', { value: 'false' }, 'No'), el('option', { value: 'true' }, 'Yes'),
+      ...missingOption(col));
   } else if (col.kind === 'numeric' || col.kind === 'integer') {
     const r = Array.isArray(col.range) ? col.range : [];
     input = el('input', {
@@ -45,11 +51,11 @@ function readForm(form, cols) {
   const body = {};
   for (const col of cols) {
     const v = form.elements[col.name].value;
-    if (col.kind === 'binary') body[col.name] = v === 'true';
+    if (col.kind === 'binary') body[col.name] = v === '' ? null : v === 'true';
     else if (col.kind === 'numeric' || col.kind === 'integer') body[col.name] = v === '' ? null : Number(v);
     else if (col.kind === 'id') {
       if (v !== '') body[col.name] = v;
-    } else body[col.name] = v;
+    } else body[col.name] = v === '' ? null : v;
   }
   return body;
 }
@@ -94,7 +100,7 @@ function renderResult(box, doc) {
       el('span', { class: 'big', id: 'pred-prob' }, pct(doc.probability)),
       badge(doc.risk_band + ' risk', 'band-' + doc.risk_band),
       el('span', { class: 'note' },
-        `label ${doc.label} at threshold ${num(doc.threshold, 3)}; model v${doc.model.version} ` +
+        `label ${doc.label} at threshold ${num(doc.threshold, 3)}; model v${doc.model.version ?? '-'} ` +
         `(${doc.model.alias || 'file'}, ${doc.model.family})` +
         (doc.arm && doc.arm !== 'champion' ? `, answered by the ${doc.arm}` : ''))),
     el('h3', null, 'Why'),
@@ -111,7 +117,10 @@ function renderResult(box, doc) {
         { head: 'Risk after', cell: (a) => pct(a.probability) },
         { head: 'Drop', cell: (a) => pct(a.drop) },
       ], doc.actions, { id: 'pred-actions' }),
-    (doc.warnings || []).length ? el('p', { class: 'note' }, 'Warnings: ' + doc.warnings.join('; ')) : '',
+    (doc.warnings || []).length
+      ? el('p', { class: 'note', id: 'pred-warnings' }, 'Warnings: ' +
+        doc.warnings.map((w) => (w.field ? w.field + ': ' : '') + (w.message || '')).join('; '))
+      : '',
     el('p', { class: 'note' }, 'Prediction id ', el('code', null, doc.prediction_id), '.'),
     can('feedback') ? outcomeForm(doc.prediction_id) : '');
   // Widths are set here, not in a style attribute: the CSP allows no inline styles.
@@ -121,13 +130,12 @@ function renderResult(box, doc) {
 export async function renderPredict(root) {
   const out = el('div', { id: 'pred-result' });
   root.append(el('h2', null, 'Single prediction'));
-  if (schemaDoc === null) {
-    try {
-      schemaDoc = await call('GET', '/v1/schema');
-    } catch (e) {
-      root.append(errorBox(e));
-      return;
-    }
+  // Fetched each time: a promotion may have changed the schema.
+  try {
+    schemaDoc = await call('GET', '/v1/schema');
+  } catch (e) {
+    root.append(errorBox(e));
+    return;
   }
   const cols = schemaDoc.schema.columns.filter((c) => c.kind !== 'target');
   const status = el('div', { id: 'pred-error' });

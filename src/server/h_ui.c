@@ -109,7 +109,10 @@ void h_schema_get(call *c)
     else
         ch_buf_puts(b, "null");
     ch_buf_puts(b, ",\"alias\":");
-    ch_buf_json_str(b, m->alias, strlen(m->alias));
+    if (m->alias[0] != '\0')
+        ch_buf_json_str(b, m->alias, strlen(m->alias));
+    else
+        ch_buf_puts(b, "null"); /* a file, as in a prediction's "model" */
     ch_buf_puts(b, ",\"family\":");
     ch_buf_json_str(b, m->family, strlen(m->family));
     ch_buf_printf(b, "},\"schema_hash\":\"%s\",\"schema\":", ch_schema_hash(s));
