@@ -21,11 +21,14 @@
 
 #include "server.h"
 
-/* Kept under the 127 bytes a header value may have (http.h). No img-src:
- * the charts are SVG elements built by the script, not images. */
+/* Kept under the 255 bytes a header value may have (http.h). No img-src:
+ * the charts are SVG elements built by the script, not images. base-uri
+ * does not fall back to default-src, so it is named. */
 #define UI_CSP                                                                                     \
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
-    "form-action 'none'; frame-ancestors 'none'"
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+_Static_assert(sizeof UI_CSP <= sizeof((http_resp *)0)->header_value[0],
+               "the CSP must fit a header value");
 
 static const ui_asset *asset_find(const char *name)
 {

@@ -23,7 +23,7 @@
 
 typedef struct http_server http_server;
 
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS 12
 
 /* One request, valid during the handler call. */
 typedef struct http_req {
@@ -47,10 +47,10 @@ typedef struct http_resp {
     ch_buf body;
     int n_headers;
     const char *header_name[HTTP_MAX_HEADERS]; /* static text */
-    char header_value[HTTP_MAX_HEADERS][128];  /* copied */
+    char header_value[HTTP_MAX_HEADERS][256];  /* copied */
 } http_resp;
 
-/* Adds a response header (name static; value copied, cut at 127 bytes).
+/* Adds a response header (name static; value copied, cut at 255 bytes).
  * Extra headers beyond HTTP_MAX_HEADERS are dropped. */
 void http_resp_header(http_resp *rs, const char *name, const char *value);
 

@@ -79,7 +79,7 @@ try:
     t.check("GET /: a CSP allowing only this origin's scripts, no inline script",
             "script-src 'self'" in csp and "default-src 'none'" in csp
             and "unsafe-inline" not in csp and "unsafe-eval" not in csp
-            and "frame-ancestors 'none'" in csp, csp)
+            and "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp, csp)
     t.check("GET /: nosniff, DENY framing, no referrer",
             hdr.get("X-Content-Type-Options") == "nosniff" and hdr.get("X-Frame-Options") == "DENY"
             and hdr.get("Referrer-Policy") == "no-referrer", hdr)
