@@ -204,20 +204,10 @@ static void predict_render(call *c, served *champ, const ch_value *vals, const c
     buf_fixed(b, m->threshold, 6);
     ch_buf_puts(b, ",\"risk_band\":\"");
     ch_buf_puts(b, band(m, ex.probability));
-    ch_buf_puts(b, "\",\"model\":{\"version\":");
-    if (m->version > 0)
-        buf_u64(b, (uint64_t)m->version);
-    else
-        ch_buf_puts(b, "null");
-    ch_buf_puts(b, ",\"alias\":");
-    if (m->alias[0] != '\0')
-        ch_buf_json_str(b, m->alias, strlen(m->alias));
-    else
-        ch_buf_puts(b, "null");
-    ch_buf_puts(b, ",\"family\":\"");
-    ch_buf_puts(b, m->family);
-    ch_buf_puts(b, arm == CH_ARM_CANDIDATE ? "\"},\"arm\":\"candidate\",\"reasons\":["
-                                           : "\"},\"arm\":\"champion\",\"reasons\":[");
+    ch_buf_puts(b, "\",\"model\":");
+    buf_model(b, m);
+    ch_buf_puts(b, arm == CH_ARM_CANDIDATE ? ",\"arm\":\"candidate\",\"reasons\":["
+                                           : ",\"arm\":\"champion\",\"reasons\":[");
     for (size_t i = 0; i < ex.n_reasons; i++) {
         const ch_reason_item *r = &ex.reasons[i];
         const char *col = ch_schema_col_ref(s, (size_t)r->column)->name;

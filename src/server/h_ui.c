@@ -106,19 +106,9 @@ void h_schema_get(call *c)
         return;
     }
     s = ch_bundle_schema(m->bundle);
-    ch_buf_puts(b, "{\"model\":{\"version\":");
-    if (m->version > 0)
-        buf_u64(b, (uint64_t)m->version);
-    else
-        ch_buf_puts(b, "null");
-    ch_buf_puts(b, ",\"alias\":");
-    if (m->alias[0] != '\0')
-        ch_buf_json_str(b, m->alias, strlen(m->alias));
-    else
-        ch_buf_puts(b, "null"); /* a file, as in a prediction's "model" */
-    ch_buf_puts(b, ",\"family\":");
-    ch_buf_json_str(b, m->family, strlen(m->family));
-    ch_buf_printf(b, "},\"schema_hash\":\"%s\",\"schema\":", ch_schema_hash(s));
+    ch_buf_puts(b, "{\"model\":");
+    buf_model(b, m);
+    ch_buf_printf(b, ",\"schema_hash\":\"%s\",\"schema\":", ch_schema_hash(s));
     rc = ch_schema_to_json(s, b);
     ch_buf_putc(b, '}');
     served_release(m);

@@ -158,6 +158,23 @@ void buf_u64(ch_buf *b, uint64_t v)
     ch_buf_append(b, tmp + sizeof tmp - n, (size_t)n);
 }
 
+void buf_model(ch_buf *b, const served *m)
+{
+    ch_buf_puts(b, "{\"version\":");
+    if (m->version > 0)
+        buf_u64(b, (uint64_t)m->version);
+    else
+        ch_buf_puts(b, "null");
+    ch_buf_puts(b, ",\"alias\":");
+    if (m->alias[0] != '\0')
+        ch_buf_json_str(b, m->alias, strlen(m->alias));
+    else
+        ch_buf_puts(b, "null");
+    ch_buf_puts(b, ",\"family\":");
+    ch_buf_json_str(b, m->family, strlen(m->family));
+    ch_buf_putc(b, '}');
+}
+
 void buf_fixed(ch_buf *b, double v, int dec)
 {
     static const uint64_t pow10[10] = {1,      10,      100,      1000,      10000,

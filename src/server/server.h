@@ -235,6 +235,11 @@ void buf_u64(ch_buf *b, uint64_t v);
 void buf_fixed(ch_buf *b, double v, int dec);
 void hex64(char out[16], uint64_t v);
 
+/* The model that answered, as predictions and GET /v1/schema name it:
+ * {"version": N, "alias": "champion", "family": "logreg"}; version and
+ * alias null for a served file. */
+void buf_model(ch_buf *b, const served *m);
+
 /* Drops cached API-key lookups (after a revocation through the API). */
 void server_forget_keys(void);
 
