@@ -1191,6 +1191,27 @@ const char *ch_job_status_name(ch_job_status s)
     return (unsigned)s < 6 ? job_status_names[s] : "unknown";
 }
 
+int ch__job_move_ok(const char *from, ch_job_status to)
+{
+    if (strcmp(from, "queued") == 0)
+        return to != CH_JOB_QUEUED && to != CH_JOB_SUCCEEDED;
+    if (strcmp(from, "running") == 0)
+        return to != CH_JOB_QUEUED && to != CH_JOB_RUNNING;
+    return 0;
+}
+
+int ch__registry_is_stamp(const char *t, size_t len)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (len != sizeof shape - 1)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
+            return 0;
+    }
+    return 1;
+}
+
 /* A short word: letters, digits, '-', '_' (job kinds). */
 static ch_err word_arg(const char *w, const char *what, ch_error *err)
 {
@@ -1377,6 +1398,62 @@ static const char *const rollout_state_names[] = {"shadow",   "canary",      "pa
 const char *ch_rollout_state_name(ch_rollout_state s)
 {
     return (unsigned)s < 6 ? rollout_state_names[s] : "unknown";
+}
+
+ch_err ch__rollout_plan(const char *store, const ch_rollout *r, const ch__rollout_change *c,
+                        ch__rollout_move *m, ch_error *err)
+{
+    const char *now = ch_rollout_state_name(r->state);
+    int running = r->state == CH_ROLLOUT_SHADOW || r->state == CH_ROLLOUT_CANARY;
+    memset(m, 0, sizeof *m);
+    snprintf(m->target, sizeof m->target, "rollout %lld", (long long)r->id);
+    if ((c->expect_state >= 0 && (int)r->state != c->expect_state) ||
+        (c->expect_step >= 0 && (int64_t)r->step != c->expect_step))
+        return ch_error_set(err, CH_EBUSY, "%s: rollout %lld has moved on (now %s, step %zu)",
+                            store, (long long)r->id, now, r->step);
+    switch (c->op) {
+    case CH__ROLLOUT_ADVANCE:
+        if (!running)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s", store, (long long)r->id,
+                                now);
+        if (r->state == CH_ROLLOUT_CANARY && r->step + 1 >= r->n_steps) {
+            m->kind = CH__MOVE_PROMOTE;
+            m->action = "rollout-promoted";
+        } else {
+            m->kind = CH__MOVE_STEP;
+            m->step = r->state == CH_ROLLOUT_SHADOW ? 0 : (int64_t)r->step + 1;
+            m->action = "rollout-step";
+        }
+        return CH_OK;
+    case CH__ROLLOUT_PAUSE:
+        if (!running)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not running", store,
+                                (long long)r->id, now);
+        m->kind = CH__MOVE_PAUSE;
+        m->action = "rollout-pause";
+        return CH_OK;
+    case CH__ROLLOUT_RESUME:
+        if (r->state != CH_ROLLOUT_PAUSED)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not paused", store,
+                                (long long)r->id, now);
+        m->kind = CH__MOVE_RESUME;
+        m->action = "rollout-resume";
+        return CH_OK;
+    case CH__ROLLOUT_END:
+        if (r->state == CH_ROLLOUT_PROMOTED || r->state == CH_ROLLOUT_ROLLED_BACK ||
+            r->state == CH_ROLLOUT_ABORTED)
+            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld has already ended (%s)", store,
+                                (long long)r->id, now);
+        m->kind = CH__MOVE_END;
+        m->action = c->end_state == CH_ROLLOUT_ROLLED_BACK ? "rollout-rollback" : "rollout-abort";
+        return CH_OK;
+    case CH__ROLLOUT_EVAL:
+        m->kind = CH__MOVE_EVAL;
+        return CH_OK;
+    default:
+        return ch_error_set(err, CH_EINVAL, "%s: rollout %lld: not a move", store,
+                            (long long)r->id);
+    }
 }
 
 size_t ch__registry_parse_steps(const char *text, double *steps, size_t max)

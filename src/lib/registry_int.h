@@ -150,6 +150,39 @@ typedef struct ch__rollout_change {
     const char *reason;
 } ch__rollout_change;
 
+/* What a rollout move does, decided by ch__rollout_plan() from the rollout
+ * as read inside the move's transaction: the same rules for every back
+ * end, which only carry them out. */
+typedef enum ch__rollout_move_kind {
+    CH__MOVE_STEP,    /* state canary, step 'step', the step's clock from now */
+    CH__MOVE_PROMOTE, /* past the last step: the candidate becomes champion */
+    CH__MOVE_PAUSE,   /* paused_from = state, state paused */
+    CH__MOVE_RESUME,  /* state = paused_from, the step's clock from now */
+    CH__MOVE_END,     /* state c->end_state, ended now */
+    CH__MOVE_EVAL     /* only the evaluation is kept; not audited */
+} ch__rollout_move_kind;
+
+typedef struct ch__rollout_move {
+    ch__rollout_move_kind kind;
+    int64_t step;       /* CH__MOVE_STEP */
+    const char *action; /* the audit action (NULL for CH__MOVE_EVAL) */
+    char target[32];    /* the audit target: "rollout N" */
+} ch__rollout_move;
+
+/* Checks change 'c' against rollout 'r' and says what it does. Errors
+ * (naming 'store'): CH_EBUSY when the rollout has moved on from what the
+ * caller saw, CH_EINVAL when the move is not one its state allows. */
+ch_err ch__rollout_plan(const char *store, const ch_rollout *r, const ch__rollout_change *c,
+                        ch__rollout_move *m, ch_error *err);
+
+/* Whether a job stored with status 'from' may move to 'to' (a job changes
+ * once it is queued or running; a finished one never). */
+int ch__job_move_ok(const char *from, ch_job_status to);
+
+/* Whether 't' ('len' bytes) has the shape of a stored timestamp,
+ * "2024-05-01T12:34:56.789Z". */
+int ch__registry_is_stamp(const char *t, size_t len);
+
 /* "[5, 25, 100]" <-> numbers; parse returns the count read (0 on error). */
 size_t ch__registry_parse_steps(const char *text, double *steps, size_t max);
 void ch__registry_format_steps(const double *steps, size_t n, char *out, size_t cap);

@@ -2867,19 +2867,6 @@ static ch_err violation(pg *s, ch_error *err, const char *fmt, ...)
     return ch_error_set(err, CH_EDB, "%s: check failed: %s", s->path, msg);
 }
 
-static int is_stamp(const char *t, size_t len)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-    size_t i;
-    if (len != sizeof shape - 1)
-        return 0;
-    for (i = 0; i < len; i++) {
-        if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
-            return 0;
-    }
-    return 1;
-}
-
 /* Audit ids increase and times, well-formed, never decrease: the first
  * row where that fails, found by the database. */
 static ch_err check_audit_order(pg *s, ch_error *err)
@@ -2898,7 +2885,7 @@ static ch_err check_audit_order(pg *s, ch_error *err)
     if (PQntuples(res) > 0) {
         const char *at = PQgetvalue(res, 0, 1);
         int64_t id = val_i64(res, 0, 0);
-        if (!is_stamp(at, (size_t)PQgetlength(res, 0, 1)))
+        if (!ch__registry_is_stamp(at, (size_t)PQgetlength(res, 0, 1)))
             rc = violation(s, err, "audit row %lld has a malformed time", (long long)id);
         else if (!PQgetisnull(res, 0, 2) && val_i64(res, 0, 2) == id)
             rc = violation(s, err, "audit id %lld does not increase", (long long)id);
@@ -3058,9 +3045,6 @@ static ch_err pg_monitor_list(void *be, const char *kind, size_t limit, ch_buf *
 
 /* ---- background jobs ----------------------------------------------------- */
 
-static const char *const job_status_sql[] = {"queued", "running",   "succeeded",
-                                             "failed", "cancelled", "interrupted"};
-
 #define JOB_COLS                                                                                   \
     "id, kind, status, \"trigger\", actor, params_json, progress, stage, result_json, error, "     \
     "cancel_requested, created_ms, started_ms, ended_ms, owner, heartbeat_ms"
@@ -3127,15 +3111,6 @@ static ch_err pg_job_add(void *be, const ch__job_change *j, int64_t *id, ch_erro
     return rc;
 }
 
-static int job_move_ok(const char *from, int to)
-{
-    if (strcmp(from, "queued") == 0)
-        return to != CH_JOB_QUEUED && to != CH_JOB_SUCCEEDED;
-    if (strcmp(from, "running") == 0)
-        return to != CH_JOB_QUEUED && to != CH_JOB_RUNNING;
-    return 0;
-}
-
 static ch_err job_update_body(pg *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
@@ -3151,9 +3126,9 @@ static ch_err job_update_body(pg *s, void *vc, ch_error *err)
         return rc;
     if (!found)
         return ch_error_set(err, CH_ENOTFOUND, "%s: no job %lld", s->path, (long long)c->id);
-    if (strcmp(from, job_status_sql[j->status]) != 0 && !job_move_ok(from, j->status))
+    if (strcmp(from, ch_job_status_name(j->status)) != 0 && !ch__job_move_ok(from, j->status))
         return ch_error_set(err, CH_EINVAL, "%s: job %lld is %s and cannot become %s", s->path,
-                            (long long)c->id, from, job_status_sql[j->status]);
+                            (long long)c->id, from, ch_job_status_name(j->status));
     return exec(s, what, err,
                 "UPDATE jobs SET status = $2, progress = CASE WHEN $3::float8 < 0 THEN progress "
                 "ELSE $3::float8 END, stage = COALESCE($4, stage), "
@@ -3163,7 +3138,7 @@ static ch_err job_update_body(pg *s, void *vc, ch_error *err)
                 "ended_ms = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled', 'interrupted') "
                 "THEN $7::bigint ELSE ended_ms END, heartbeat_ms = CASE WHEN $2 = 'running' THEN "
                 "$7::bigint ELSE heartbeat_ms END WHERE id = $1",
-                "itdttti", c->id, job_status_sql[j->status], j->progress, j->stage, j->json,
+                "itdttti", c->id, ch_job_status_name(j->status), j->progress, j->stage, j->json,
                 j->error, now);
 }
 
@@ -3345,13 +3320,10 @@ static ch_err pg_job_cancel_requested(void *be, int64_t id, int *yes, ch_error *
 
 /* ---- rollouts ------------------------------------------------------------- */
 
-static const char *const rollout_state_sql[] = {"shadow",   "canary",      "paused",
-                                                "promoted", "rolled_back", "aborted"};
-
 static int rollout_state_of(const char *t)
 {
     for (int k = 0; k < 6; k++)
-        if (t != NULL && strcmp(t, rollout_state_sql[k]) == 0)
+        if (t != NULL && strcmp(t, ch_rollout_state_name((ch_rollout_state)k)) == 0)
             return k;
     return -1;
 }
@@ -3441,7 +3413,7 @@ static ch_err rollout_start_body(pg *s, void *vc, ch_error *err)
     if (found)
         return ch_error_set(err, CH_EBUSY, "%s: rollout %lld (version %lld) is still %s", s->path,
                             (long long)cur.id, (long long)cur.candidate,
-                            rollout_state_sql[cur.state]);
+                            ch_rollout_state_name(cur.state));
     if (champ == 0)
         return ch_error_set(err, CH_EINVAL, "%s: there is no champion to roll out against",
                             s->path);
@@ -3472,85 +3444,64 @@ static ch_err rollout_move_body(pg *s, void *vc, ch_error *err)
     const ch__rollout_change *c = x->c;
     const char *what = "moving a rollout";
     ch_rollout r;
+    ch__rollout_move m;
     int found = 0;
-    char target[32];
-    const char *action = NULL;
+    int64_t champ = 0;
     int64_t now = ch__registry_now_ms();
     ch_err rc = rollout_read(s, x->id, &r, &found, err);
     if (rc != CH_OK)
         return rc;
     if (!found)
         return ch_error_set(err, CH_ENOTFOUND, "%s: no rollout %lld", s->path, (long long)x->id);
-    if ((c->expect_state >= 0 && (int)r.state != c->expect_state) ||
-        (c->expect_step >= 0 && (int64_t)r.step != c->expect_step))
-        return ch_error_set(err, CH_EBUSY, "%s: rollout %lld has moved on (now %s, step %zu)",
-                            s->path, (long long)r.id, rollout_state_sql[r.state], r.step);
-    snprintf(target, sizeof target, "rollout %lld", (long long)r.id);
-    switch (c->op) {
-    case CH__ROLLOUT_ADVANCE:
-        if (r.state != CH_ROLLOUT_SHADOW && r.state != CH_ROLLOUT_CANARY)
-            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s", s->path, (long long)r.id,
-                                rollout_state_sql[r.state]);
-        if (r.state == CH_ROLLOUT_CANARY && r.step + 1 >= r.n_steps) {
-            int64_t champ = 0;
-            rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
-            if (rc == CH_OK)
-                rc = alias_set(s, CH__ALIAS_CHAMPION, r.candidate, err);
-            if (rc == CH_OK)
-                rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, r.candidate,
-                               target, c->reason != NULL ? c->reason : "rollout completed",
-                               c->details, err);
-            if (rc == CH_OK)
-                rc = exec(s, what, err,
-                          "UPDATE rollouts SET state = 'promoted', ended_ms = $2, eval_json = "
-                          "COALESCE($3, eval_json) WHERE id = $1",
-                          "iit", r.id, now, c->eval_json);
-            action = "rollout-promoted";
-        } else {
+    if ((rc = ch__rollout_plan(s->path, &r, c, &m, err)) != CH_OK)
+        return rc;
+    switch (m.kind) {
+    case CH__MOVE_PROMOTE:
+        /* Past the last step: the candidate becomes champion, in the
+         * same transaction as the rollout's end. */
+        rc = alias_get(s, CH__ALIAS_CHAMPION, &champ, err);
+        if (rc == CH_OK)
+            rc = alias_set(s, CH__ALIAS_CHAMPION, r.candidate, err);
+        if (rc == CH_OK)
+            rc = audit_add(s, c->actor, "promote", CH__ALIAS_CHAMPION, champ, r.candidate, m.target,
+                           c->reason != NULL ? c->reason : "rollout completed", c->details, err);
+        if (rc == CH_OK)
             rc = exec(s, what, err,
-                      "UPDATE rollouts SET state = 'canary', step = $2, step_started_ms = $3, "
-                      "eval_json = COALESCE($4, eval_json) WHERE id = $1",
-                      "iiit", r.id, (int64_t)(r.state == CH_ROLLOUT_SHADOW ? 0 : r.step + 1), now,
-                      c->eval_json);
-            action = "rollout-step";
-        }
+                      "UPDATE rollouts SET state = 'promoted', ended_ms = $2, eval_json = "
+                      "COALESCE($3, eval_json) WHERE id = $1",
+                      "iit", r.id, now, c->eval_json);
         break;
-    case CH__ROLLOUT_PAUSE:
-        if (r.state != CH_ROLLOUT_SHADOW && r.state != CH_ROLLOUT_CANARY)
-            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not running", s->path,
-                                (long long)r.id, rollout_state_sql[r.state]);
+    case CH__MOVE_STEP:
+        rc = exec(s, what, err,
+                  "UPDATE rollouts SET state = 'canary', step = $2, step_started_ms = $3, "
+                  "eval_json = COALESCE($4, eval_json) WHERE id = $1",
+                  "iiit", r.id, m.step, now, c->eval_json);
+        break;
+    case CH__MOVE_PAUSE:
         rc = exec(s, what, err,
                   "UPDATE rollouts SET paused_from = state, state = 'paused' WHERE id = $1", "i",
                   r.id);
-        action = "rollout-pause";
         break;
-    case CH__ROLLOUT_RESUME:
-        if (r.state != CH_ROLLOUT_PAUSED)
-            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld is %s, not paused", s->path,
-                                (long long)r.id, rollout_state_sql[r.state]);
+    case CH__MOVE_RESUME:
+        /* The step's clock starts again: a pause must not count as time
+         * the candidate was watched. */
         rc = exec(s, what, err,
                   "UPDATE rollouts SET state = paused_from, paused_from = NULL, step_started_ms = "
                   "$2 WHERE id = $1",
                   "ii", r.id, now);
-        action = "rollout-resume";
         break;
-    case CH__ROLLOUT_END:
-        if (r.state == CH_ROLLOUT_PROMOTED || r.state == CH_ROLLOUT_ROLLED_BACK ||
-            r.state == CH_ROLLOUT_ABORTED)
-            return ch_error_set(err, CH_EINVAL, "%s: rollout %lld has already ended (%s)", s->path,
-                                (long long)r.id, rollout_state_sql[r.state]);
+    case CH__MOVE_END:
         rc = exec(s, what, err,
                   "UPDATE rollouts SET state = $2, ended_ms = $3, eval_json = COALESCE($4, "
                   "eval_json), reason = COALESCE($5, reason) WHERE id = $1",
-                  "ititt", r.id, rollout_state_sql[c->end_state], now, c->eval_json, c->reason);
-        action = c->end_state == CH_ROLLOUT_ROLLED_BACK ? "rollout-rollback" : "rollout-abort";
+                  "ititt", r.id, ch_rollout_state_name(c->end_state), now, c->eval_json, c->reason);
         break;
-    case CH__ROLLOUT_EVAL:
+    case CH__MOVE_EVAL:
         return exec(s, what, err, "UPDATE rollouts SET eval_json = $2 WHERE id = $1", "it", r.id,
                     c->eval_json);
     }
     if (rc == CH_OK)
-        rc = audit_add(s, c->actor, action, NULL, r.champion, r.candidate, target, c->reason,
+        rc = audit_add(s, c->actor, m.action, NULL, r.champion, r.candidate, m.target, c->reason,
                        c->details, err);
     return rc;
 }
