@@ -628,16 +628,25 @@ typedef struct txn_ctx {
 static ch_err txn_attempt(pg *s, void *vc, ch_error *err)
 {
     txn_ctx *t = vc;
+    const char *begin_sql = t->kind == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                                                : "BEGIN ISOLATION LEVEL READ COMMITTED";
     ch_err rc;
 
     rc = reconnect(s, err);
     if (rc != CH_OK)
         return rc;
     abandon(s);
-    rc = exec(s, t->what, err,
-              t->kind == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                                  : "BEGIN ISOLATION LEVEL READ COMMITTED",
-              "");
+    rc = exec(s, t->what, err, begin_sql, "");
+    if (rc != CH_OK && PQstatus(s->conn) == CONNECTION_BAD) {
+        /* PQstatus() does not probe the socket, so a connection the
+         * server dropped while idle (a restart, an administrator's
+         * pg_terminate_backend, a proxy's timeout) is only noticed by
+         * the first statement sent on it. Nothing of the transaction
+         * has run yet: reset once and begin again. */
+        rc = reconnect(s, err);
+        if (rc == CH_OK)
+            rc = exec(s, t->what, err, begin_sql, "");
+    }
     if (rc == CH_OK && t->kind == TXN_LOCKED)
         rc = exec(s, t->what, err, STORE_LOCK, "");
     if (rc == CH_OK) {

@@ -322,6 +322,43 @@ TEST(postgresql_unreachable)
     ASSERT(r == NULL);
 }
 
+/* The server ends the store's idle connection (as a restart or a proxy
+ * would): the next call, read or write, reconnects and succeeds. */
+TEST(postgresql_connection_dropped)
+{
+    char url[1200];
+    char app[64];
+    char sql[256];
+    char msg[512];
+    ch_registry *r;
+    ch_error err = {0};
+    ch_buf b;
+    int64_t run;
+
+    if (!ch_test_store_pg())
+        SKIP("a PostgreSQL connection the server ends");
+    snprintf(app, sizeof app, "churn_drop_%ld", (long)getpid());
+    snprintf(url, sizeof url, "%s&application_name=%s", ch_test_store("drop"), app);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s' "
+             "AND pid <> pg_backend_pid()",
+             app);
+    r = open_store(url);
+    run = new_run(r);
+    ASSERT(run > 0);
+    ASSERT(ch_test_pg_sql(url, sql, msg, sizeof msg) == 0);
+    sleep_ms(100);
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_runs_json(r, 10, &b, &err));
+    ASSERT(b.data != NULL && strstr(b.data, "\"id\":") != NULL);
+    ch_buf_reset(&b);
+    ASSERT(ch_test_pg_sql(url, sql, msg, sizeof msg) == 0);
+    sleep_ms(100);
+    ASSERT(new_run(r) > run);
+    check_ok(r);
+    ch_registry_close(r);
+}
+
 TEST(read_only_missing_file)
 {
     ch_registry_opts o;
@@ -1794,9 +1831,9 @@ TEST(killed_mid_rollout_promotion)
 
 TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(concurrent_claims),
           T(rollout_walks_its_steps), T(killed_mid_rollout_promotion), T(opts_defaults),
-          T(url_schemes), T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
-          T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
-          T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
-          T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
-          T(killed_mid_promotion), T(killed_mid_registration), T(busy_writer_times_out),
-          T(out_of_memory))
+          T(url_schemes), T(postgresql_unreachable), T(postgresql_connection_dropped),
+          T(read_only_missing_file), T(corrupt_file), T(sqlite_file_of_another_program),
+          T(newer_layout), T(read_only_store), T(runs_round_trip), T(register_and_resolve),
+          T(promotion_gate), T(rollback_chain), T(audit_is_append_only), T(check_finds_tampering),
+          T(concurrent_writers), T(killed_mid_promotion), T(killed_mid_registration),
+          T(busy_writer_times_out), T(out_of_memory))
