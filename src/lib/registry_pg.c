@@ -534,13 +534,6 @@ static ch_err query_text(pg *s, char *out, size_t cap, int *found, const char *w
     return rc;
 }
 
-/* The number of rows the last command changed. */
-static int64_t changes(const PGresult *res)
-{
-    const char *t = PQcmdTuples((PGresult *)res);
-    return t[0] != '\0' ? (int64_t)strtoll(t, NULL, 10) : 0;
-}
-
 /* ---- transactions ------------------------------------------------------ */
 
 typedef ch_err (*txn_body)(pg *s, void *ctx, ch_error *err);
@@ -3268,8 +3261,12 @@ static ch_err pg_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
 }
 
 /* The run a job's result names, as json_extract(result_json, '$.run_id')
- * reads it in SQLite: the first "run_id" member holding an integer. */
-#define RESULT_RUN_ID "substring(result_json from '\"run_id\"\\s*:\\s*([0-9]+)')::bigint"
+ * reads it in SQLite, from the column 'col': only a JSON object is parsed,
+ * and only a value that fits a bigint is cast, so one odd result cannot
+ * make the whole sweep fail. */
+#define RESULT_RUN_ID(col)                                                                         \
+    "(SELECT CASE WHEN v ~ '^[0-9]{1,18}$' THEN v::bigint END FROM (SELECT CASE WHEN " col         \
+    " ~ '^\\s*\\{' THEN (" col "::jsonb->>'run_id') END AS v) r)"
 
 /* The running jobs an interrupt takes (see registry_sqlite.c): $3 the
  * age (0: all), $4 the cut-off time, $5 the owner. */
@@ -3277,31 +3274,31 @@ static ch_err pg_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
     "status = 'running' AND ($3::bigint = 0 OR COALESCE(heartbeat_ms, started_ms, created_ms) < "  \
     "$4::bigint OR owner = $5::text)"
 
+/* One statement marks the jobs and ends their runs: the runs ended are
+ * exactly those of the jobs marked, even when a heartbeat or a job's end
+ * commits in between (each statement of a READ COMMITTED transaction
+ * would see its own snapshot, and this one does not hold the store's
+ * lock). */
 static ch_err job_interrupt_body(pg *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
     char now[CH__REGISTRY_TS_LEN];
     int64_t now_ms = ch__registry_now_ms();
     int64_t cut = now_ms - c->j->stale_ms;
+    int found = 0;
     ch_err rc;
     ch__registry_now(now);
-    rc = exec(s, "ending the runs of interrupted jobs", err,
-              "UPDATE runs SET status = 'failed', ended = $1, "
-              "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
-              "to_json(COALESCE($2::text, 'the server stopped while the job ran'))::text || '}' "
-              "WHERE status = 'running' AND id IN (SELECT " RESULT_RUN_ID
-              " FROM jobs WHERE " JOBS_GONE ")",
-              "ttiit", now, c->j->error, c->j->stale_ms, cut, c->j->owner);
-    if (rc == CH_OK) {
-        PGresult *res = NULL;
-        rc = run(s, &res, "marking jobs interrupted", err,
-                 "UPDATE jobs SET status = 'interrupted', ended_ms = $1, "
-                 "error = COALESCE($2, 'interrupted') WHERE " JOBS_GONE,
-                 "itiit", now_ms, c->j->error, c->j->stale_ms, cut, c->j->owner);
-        if (rc == CH_OK)
-            c->n = changes(res);
-        PQclear(res);
-    }
+    rc =
+        query_i64(s, &c->n, &found, "marking jobs interrupted", err,
+                  "WITH gone AS (UPDATE jobs SET status = 'interrupted', ended_ms = $6, "
+                  "error = COALESCE($2, 'interrupted') WHERE " JOBS_GONE " RETURNING result_json), "
+                  "ended AS (UPDATE runs SET status = 'failed', ended = $1, "
+                  "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
+                  "to_json(COALESCE($2::text, 'the server stopped while the job ran'))::text || "
+                  "'}' WHERE status = 'running' AND id IN (SELECT " RESULT_RUN_ID(
+                      "g.result_json") " FROM gone g) RETURNING 1) "
+                                       "SELECT count(*) FROM gone",
+                  "ttiiti", now, c->j->error, c->j->stale_ms, cut, c->j->owner, now_ms);
     return rc;
 }
 

@@ -1503,10 +1503,16 @@ TEST(jobs_life_cycle)
         char rj[64];
         ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &run, &err));
         ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &other, &err));
+        int64_t odd = 0;
         snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
         ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, -1, NULL, rj, NULL, &err));
+        /* A result whose run cannot be a run's id is interrupted as well,
+         * without failing the others. */
+        ASSERT_OK(ch_registry_job_add(r, "odd", "manual", NULL, "tester", &odd, &err));
+        ASSERT_OK(ch_registry_job_update(r, odd, CH_JOB_RUNNING, -1, NULL, "{\"run_id\": 1e30}",
+                                         NULL, &err));
         ASSERT_OK(ch_registry_jobs_interrupt(r, "the server restarted", &n, &err));
-        ASSERT_INT_EQ(n, 1);
+        ASSERT_INT_EQ(n, 2);
         ASSERT_STR_EQ(run_status(r, run), "failed");
         ASSERT_STR_EQ(run_status(r, other), "running"); /* someone else's: untouched */
         ASSERT_OK(ch_registry_run_end(r, other, "ok", "{}", 1, &err));
@@ -1529,8 +1535,8 @@ TEST(jobs_life_cycle)
     ch_buf_clear(&buf);
     ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &buf, &err));
     doc = parse_buf(&buf);
-    ASSERT_INT_EQ(ch_json_len(doc), 4);
-    ASSERT_STR_EQ(str_of(ch_json_at(doc, 3), "trigger"), "decay");
+    ASSERT_INT_EQ(ch_json_len(doc), 5);
+    ASSERT_STR_EQ(str_of(ch_json_at(doc, 4), "trigger"), "decay");
     ch_json_free(doc);
     ch_buf_reset(&buf);
     ASSERT_ERR(ch_registry_jobs_json(r, 99, 0, &buf, &err), CH_ENOTFOUND);
