@@ -550,12 +550,17 @@ static void abandon(pg *s)
 /* Sets the session up: lock waits bounded by the busy budget, notices
  * kept off stderr, and the log writer's commits not waiting for the WAL
  * flush (a crash may lose the last batches, never corrupt them; SQLite's
- * synchronous=NORMAL for the same writer). */
+ * synchronous=NORMAL for the same writer). The text the code reads back
+ * is fixed too, whatever the server's or the role's defaults: bytea in
+ * hex (decode_bytea), backslashes in literals as themselves (the regular
+ * expressions), and doubles with every digit. */
 static ch_err session(pg *s, ch_error *err)
 {
-    char sql[256];
+    char sql[384];
     snprintf(sql, sizeof sql,
              "SET lock_timeout = %d; SET client_min_messages = warning; "
+             "SET bytea_output = hex; SET standard_conforming_strings = on; "
+             "SET extra_float_digits = 3; "
              "SET synchronous_commit = %s; SET default_transaction_read_only = %s",
              s->busy_timeout_ms > 0 ? s->busy_timeout_ms : 1, s->bulk_log ? "off" : "on",
              s->read_only ? "on" : "off");

@@ -1835,11 +1835,49 @@ TEST(killed_mid_rollout_promotion)
     ch_registry_close(r);
 }
 
+/* A role or server whose defaults change how values read back as text
+ * (fewer float digits, old-style string literals) gives the same store. */
+TEST(postgresql_session_defaults)
+{
+    char url[1200];
+    ch_registry *r;
+    ch_error err = {0};
+    ch_buf b;
+    ch_json *doc;
+    int64_t run, job = 0, n = 0;
+    char rj[64];
+
+    if (!ch_test_store_pg())
+        SKIP("PostgreSQL session settings");
+    /* ch_test_store() ends with the options parameter: add to it. */
+    snprintf(url, sizeof url,
+             "%s%%20-cextra_float_digits%%3D-3%%20-cstandard_conforming_strings%%3Doff"
+             "%%20-cbytea_output%%3Descape",
+             ch_test_store("defaults"));
+    r = open_store(url);
+    run = new_run(r);
+    ASSERT_OK(ch_registry_run_metric(r, run, "test", "auc", 1.0 / 3.0, &err));
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_run_json(r, run, &b, &err));
+    doc = parse_buf(&b);
+    ASSERT(num_of(ch_json_at(ch_json_get(doc, "metrics"), 0), "value") == 1.0 / 3.0);
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &job, &err));
+    snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
+    ASSERT_OK(ch_registry_job_update(r, job, CH_JOB_RUNNING, 0.1, NULL, rj, NULL, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt(r, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_STR_EQ(run_status(r, run), "failed");
+    ch_registry_close(r);
+}
+
 TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(concurrent_claims),
           T(rollout_walks_its_steps), T(killed_mid_rollout_promotion), T(opts_defaults),
           T(url_schemes), T(postgresql_unreachable), T(postgresql_connection_dropped),
-          T(read_only_missing_file), T(corrupt_file), T(sqlite_file_of_another_program),
-          T(newer_layout), T(read_only_store), T(runs_round_trip), T(register_and_resolve),
-          T(promotion_gate), T(rollback_chain), T(audit_is_append_only), T(check_finds_tampering),
-          T(concurrent_writers), T(killed_mid_promotion), T(killed_mid_registration),
-          T(busy_writer_times_out), T(out_of_memory))
+          T(postgresql_session_defaults), T(read_only_missing_file), T(corrupt_file),
+          T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
+          T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
+          T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
+          T(killed_mid_promotion), T(killed_mid_registration), T(busy_writer_times_out),
+          T(out_of_memory))
