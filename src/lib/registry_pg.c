@@ -534,13 +534,6 @@ static ch_err query_text(pg *s, char *out, size_t cap, int *found, const char *w
     return rc;
 }
 
-/* The number of rows the last command changed. */
-static int64_t changes(const PGresult *res)
-{
-    const char *t = PQcmdTuples((PGresult *)res);
-    return t[0] != '\0' ? (int64_t)strtoll(t, NULL, 10) : 0;
-}
-
 /* ---- transactions ------------------------------------------------------ */
 
 typedef ch_err (*txn_body)(pg *s, void *ctx, ch_error *err);
@@ -557,12 +550,17 @@ static void abandon(pg *s)
 /* Sets the session up: lock waits bounded by the busy budget, notices
  * kept off stderr, and the log writer's commits not waiting for the WAL
  * flush (a crash may lose the last batches, never corrupt them; SQLite's
- * synchronous=NORMAL for the same writer). */
+ * synchronous=NORMAL for the same writer). The text the code reads back
+ * is fixed too, whatever the server's or the role's defaults: bytea in
+ * hex (decode_bytea), backslashes in literals as themselves (the regular
+ * expressions), and doubles with every digit. */
 static ch_err session(pg *s, ch_error *err)
 {
-    char sql[256];
+    char sql[384];
     snprintf(sql, sizeof sql,
              "SET lock_timeout = %d; SET client_min_messages = warning; "
+             "SET bytea_output = hex; SET standard_conforming_strings = on; "
+             "SET extra_float_digits = 3; "
              "SET synchronous_commit = %s; SET default_transaction_read_only = %s",
              s->busy_timeout_ms > 0 ? s->busy_timeout_ms : 1, s->bulk_log ? "off" : "on",
              s->read_only ? "on" : "off");
@@ -628,16 +626,25 @@ typedef struct txn_ctx {
 static ch_err txn_attempt(pg *s, void *vc, ch_error *err)
 {
     txn_ctx *t = vc;
+    const char *begin_sql = t->kind == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                                                : "BEGIN ISOLATION LEVEL READ COMMITTED";
     ch_err rc;
 
     rc = reconnect(s, err);
     if (rc != CH_OK)
         return rc;
     abandon(s);
-    rc = exec(s, t->what, err,
-              t->kind == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-                                  : "BEGIN ISOLATION LEVEL READ COMMITTED",
-              "");
+    rc = exec(s, t->what, err, begin_sql, "");
+    if (rc != CH_OK && PQstatus(s->conn) == CONNECTION_BAD) {
+        /* PQstatus() does not probe the socket, so a connection the
+         * server dropped while idle (a restart, an administrator's
+         * pg_terminate_backend, a proxy's timeout) is only noticed by
+         * the first statement sent on it. Nothing of the transaction
+         * has run yet: reset once and begin again. */
+        rc = reconnect(s, err);
+        if (rc == CH_OK)
+            rc = exec(s, t->what, err, begin_sql, "");
+    }
     if (rc == CH_OK && t->kind == TXN_LOCKED)
         rc = exec(s, t->what, err, STORE_LOCK, "");
     if (rc == CH_OK) {
@@ -3234,8 +3241,12 @@ static ch_err pg_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
 }
 
 /* The run a job's result names, as json_extract(result_json, '$.run_id')
- * reads it in SQLite: the first "run_id" member holding an integer. */
-#define RESULT_RUN_ID "substring(result_json from '\"run_id\"\\s*:\\s*([0-9]+)')::bigint"
+ * reads it in SQLite, from the column 'col': only a JSON object is parsed,
+ * and only a value that fits a bigint is cast, so one odd result cannot
+ * make the whole sweep fail. */
+#define RESULT_RUN_ID(col)                                                                         \
+    "(SELECT CASE WHEN v ~ '^[0-9]{1,18}$' THEN v::bigint END FROM (SELECT CASE WHEN " col         \
+    " ~ '^\\s*\\{' THEN (" col "::jsonb->>'run_id') END AS v) r)"
 
 /* The running jobs an interrupt takes (see registry_sqlite.c): $3 the
  * age (0: all), $4 the cut-off time, $5 the owner. */
@@ -3243,31 +3254,31 @@ static ch_err pg_job_cancel(void *be, int64_t id, const ch__job_change *j, int *
     "status = 'running' AND ($3::bigint = 0 OR COALESCE(heartbeat_ms, started_ms, created_ms) < "  \
     "$4::bigint OR owner = $5::text)"
 
+/* One statement marks the jobs and ends their runs: the runs ended are
+ * exactly those of the jobs marked, even when a heartbeat or a job's end
+ * commits in between (each statement of a READ COMMITTED transaction
+ * would see its own snapshot, and this one does not hold the store's
+ * lock). */
 static ch_err job_interrupt_body(pg *s, void *vc, ch_error *err)
 {
     job_ctx *c = vc;
     char now[CH__REGISTRY_TS_LEN];
     int64_t now_ms = ch__registry_now_ms();
     int64_t cut = now_ms - c->j->stale_ms;
+    int found = 0;
     ch_err rc;
     ch__registry_now(now);
-    rc = exec(s, "ending the runs of interrupted jobs", err,
-              "UPDATE runs SET status = 'failed', ended = $1, "
-              "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
-              "to_json(COALESCE($2::text, 'the server stopped while the job ran'))::text || '}' "
-              "WHERE status = 'running' AND id IN (SELECT " RESULT_RUN_ID
-              " FROM jobs WHERE " JOBS_GONE ")",
-              "ttiit", now, c->j->error, c->j->stale_ms, cut, c->j->owner);
-    if (rc == CH_OK) {
-        PGresult *res = NULL;
-        rc = run(s, &res, "marking jobs interrupted", err,
-                 "UPDATE jobs SET status = 'interrupted', ended_ms = $1, "
-                 "error = COALESCE($2, 'interrupted') WHERE " JOBS_GONE,
-                 "itiit", now_ms, c->j->error, c->j->stale_ms, cut, c->j->owner);
-        if (rc == CH_OK)
-            c->n = changes(res);
-        PQclear(res);
-    }
+    rc =
+        query_i64(s, &c->n, &found, "marking jobs interrupted", err,
+                  "WITH gone AS (UPDATE jobs SET status = 'interrupted', ended_ms = $6, "
+                  "error = COALESCE($2, 'interrupted') WHERE " JOBS_GONE " RETURNING result_json), "
+                  "ended AS (UPDATE runs SET status = 'failed', ended = $1, "
+                  "summary_json = '{\"reason\": \"interrupted\", \"error\": ' || "
+                  "to_json(COALESCE($2::text, 'the server stopped while the job ran'))::text || "
+                  "'}' WHERE status = 'running' AND id IN (SELECT " RESULT_RUN_ID(
+                      "g.result_json") " FROM gone g) RETURNING 1) "
+                                       "SELECT count(*) FROM gone",
+                  "ttiiti", now, c->j->error, c->j->stale_ms, cut, c->j->owner, now_ms);
     return rc;
 }
 

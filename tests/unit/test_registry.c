@@ -322,6 +322,43 @@ TEST(postgresql_unreachable)
     ASSERT(r == NULL);
 }
 
+/* The server ends the store's idle connection (as a restart or a proxy
+ * would): the next call, read or write, reconnects and succeeds. */
+TEST(postgresql_connection_dropped)
+{
+    char url[1200];
+    char app[64];
+    char sql[256];
+    char msg[512];
+    ch_registry *r;
+    ch_error err = {0};
+    ch_buf b;
+    int64_t run;
+
+    if (!ch_test_store_pg())
+        SKIP("a PostgreSQL connection the server ends");
+    snprintf(app, sizeof app, "churn_drop_%ld", (long)getpid());
+    snprintf(url, sizeof url, "%s&application_name=%s", ch_test_store("drop"), app);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s' "
+             "AND pid <> pg_backend_pid()",
+             app);
+    r = open_store(url);
+    run = new_run(r);
+    ASSERT(run > 0);
+    ASSERT(ch_test_pg_sql(url, sql, msg, sizeof msg) == 0);
+    sleep_ms(100);
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_runs_json(r, 10, &b, &err));
+    ASSERT(b.data != NULL && strstr(b.data, "\"id\":") != NULL);
+    ch_buf_reset(&b);
+    ASSERT(ch_test_pg_sql(url, sql, msg, sizeof msg) == 0);
+    sleep_ms(100);
+    ASSERT(new_run(r) > run);
+    check_ok(r);
+    ch_registry_close(r);
+}
+
 TEST(read_only_missing_file)
 {
     ch_registry_opts o;
@@ -1466,10 +1503,16 @@ TEST(jobs_life_cycle)
         char rj[64];
         ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &run, &err));
         ASSERT_OK(ch_registry_run_begin(r, NULL, NULL, NULL, &other, &err));
+        int64_t odd = 0;
         snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
         ASSERT_OK(ch_registry_job_update(r, b, CH_JOB_RUNNING, -1, NULL, rj, NULL, &err));
+        /* A result whose run cannot be a run's id is interrupted as well,
+         * without failing the others. */
+        ASSERT_OK(ch_registry_job_add(r, "odd", "manual", NULL, "tester", &odd, &err));
+        ASSERT_OK(ch_registry_job_update(r, odd, CH_JOB_RUNNING, -1, NULL, "{\"run_id\": 1e30}",
+                                         NULL, &err));
         ASSERT_OK(ch_registry_jobs_interrupt(r, "the server restarted", &n, &err));
-        ASSERT_INT_EQ(n, 1);
+        ASSERT_INT_EQ(n, 2);
         ASSERT_STR_EQ(run_status(r, run), "failed");
         ASSERT_STR_EQ(run_status(r, other), "running"); /* someone else's: untouched */
         ASSERT_OK(ch_registry_run_end(r, other, "ok", "{}", 1, &err));
@@ -1492,8 +1535,8 @@ TEST(jobs_life_cycle)
     ch_buf_clear(&buf);
     ASSERT_OK(ch_registry_jobs_json(r, 0, 0, &buf, &err));
     doc = parse_buf(&buf);
-    ASSERT_INT_EQ(ch_json_len(doc), 4);
-    ASSERT_STR_EQ(str_of(ch_json_at(doc, 3), "trigger"), "decay");
+    ASSERT_INT_EQ(ch_json_len(doc), 5);
+    ASSERT_STR_EQ(str_of(ch_json_at(doc, 4), "trigger"), "decay");
     ch_json_free(doc);
     ch_buf_reset(&buf);
     ASSERT_ERR(ch_registry_jobs_json(r, 99, 0, &buf, &err), CH_ENOTFOUND);
@@ -1792,9 +1835,47 @@ TEST(killed_mid_rollout_promotion)
     ch_registry_close(r);
 }
 
+/* A role or server whose defaults change how values read back as text
+ * (fewer float digits, old-style string literals) gives the same store. */
+TEST(postgresql_session_defaults)
+{
+    char url[1200];
+    ch_registry *r;
+    ch_error err = {0};
+    ch_buf b;
+    ch_json *doc;
+    int64_t run, job = 0, n = 0;
+    char rj[64];
+
+    if (!ch_test_store_pg())
+        SKIP("PostgreSQL session settings");
+    /* ch_test_store() ends with the options parameter: add to it. */
+    snprintf(url, sizeof url,
+             "%s%%20-cextra_float_digits%%3D-3%%20-cstandard_conforming_strings%%3Doff"
+             "%%20-cbytea_output%%3Descape",
+             ch_test_store("defaults"));
+    r = open_store(url);
+    run = new_run(r);
+    ASSERT_OK(ch_registry_run_metric(r, run, "test", "auc", 1.0 / 3.0, &err));
+    ch_buf_init(&b, 1 << 20);
+    ASSERT_OK(ch_registry_run_json(r, run, &b, &err));
+    doc = parse_buf(&b);
+    ASSERT(num_of(ch_json_at(ch_json_get(doc, "metrics"), 0), "value") == 1.0 / 3.0);
+    ch_json_free(doc);
+    ch_buf_reset(&b);
+    ASSERT_OK(ch_registry_job_add(r, "retrain", "manual", NULL, "tester", &job, &err));
+    snprintf(rj, sizeof rj, "{\"run_id\": %lld}", (long long)run);
+    ASSERT_OK(ch_registry_job_update(r, job, CH_JOB_RUNNING, 0.1, NULL, rj, NULL, &err));
+    ASSERT_OK(ch_registry_jobs_interrupt(r, NULL, &n, &err));
+    ASSERT_INT_EQ(n, 1);
+    ASSERT_STR_EQ(run_status(r, run), "failed");
+    ch_registry_close(r);
+}
+
 TEST_MAIN(T(jobs_life_cycle), T(jobs_owner_and_heartbeat), T(concurrent_claims),
           T(rollout_walks_its_steps), T(killed_mid_rollout_promotion), T(opts_defaults),
-          T(url_schemes), T(postgresql_unreachable), T(read_only_missing_file), T(corrupt_file),
+          T(url_schemes), T(postgresql_unreachable), T(postgresql_connection_dropped),
+          T(postgresql_session_defaults), T(read_only_missing_file), T(corrupt_file),
           T(sqlite_file_of_another_program), T(newer_layout), T(read_only_store),
           T(runs_round_trip), T(register_and_resolve), T(promotion_gate), T(rollback_chain),
           T(audit_is_append_only), T(check_finds_tampering), T(concurrent_writers),
